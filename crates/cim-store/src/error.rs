@@ -1,0 +1,126 @@
+//! The store's one error type: NATS failures translated into what they mean
+//! for an event and object store.
+
+use cim_cid::{AggregateKey, Cid};
+
+/// Errors of the event store, object store and KV helpers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another writer appended first: the aggregate is not at the expected
+    /// version. Re-read the aggregate and retry the command.
+    #[error("concurrency conflict on {aggregate}: expected version {expected}, the aggregate is at version {actual}")]
+    ConcurrencyConflict {
+        /// The aggregate.
+        aggregate: AggregateKey,
+        /// The version the caller expected.
+        expected: u64,
+        /// The version the aggregate is at.
+        actual: u64,
+    },
+    /// An event, a name or a payload breaks the envelope's rules.
+    #[error("invalid input: {0}")]
+    Invalid(#[from] cim_cid::Error),
+    /// An append holds no events.
+    #[error("an append must hold at least one event")]
+    EmptyAppend,
+    /// An append holds more events than one atomic batch can.
+    #[error("an append holds {count} events; at most {max} can be stored atomically")]
+    TooManyEvents {
+        /// Events in the append.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An encoded event exceeds the configured limit.
+    #[error("event {index} of the append encodes to {size} bytes; the limit is {max}")]
+    EventTooLarge {
+        /// Position of the event in the append.
+        index: usize,
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A `parents` link names an event the store does not hold.
+    #[error("event {index} of the append links parent {parent}, which is not in the store")]
+    DanglingLink {
+        /// Position of the event in the append.
+        index: usize,
+        /// The missing parent.
+        parent: Cid,
+    },
+    /// A stored message is not a valid event: its bytes do not match its
+    /// CID, do not decode, or sit under the wrong subject.
+    #[error("event at stream sequence {seq}{} is corrupt: {reason}", cid.map(|c| format!(" ({c})")).unwrap_or_default())]
+    CorruptEvent {
+        /// Stream sequence of the message.
+        seq: u64,
+        /// The CID the message claims, when it claims a valid one.
+        cid: Option<Cid>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A stored object does not match its CID or its metadata.
+    #[error("object {cid} is corrupt: {reason}")]
+    CorruptObject {
+        /// The object.
+        cid: Cid,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No event with this CID.
+    #[error("event {0} is not in the store")]
+    EventNotFound(Cid),
+    /// No object with this CID.
+    #[error("object {0} is not in the store")]
+    ObjectNotFound(Cid),
+    /// No named object with this name (or version).
+    #[error("no named object {name:?}{}", version.map(|v| format!(" at version {v}")).unwrap_or_default())]
+    NameNotFound {
+        /// The name.
+        name: String,
+        /// The version asked for, if any.
+        version: Option<u64>,
+    },
+    /// An existing stream or bucket is configured in a way the store cannot
+    /// use, and changing it would need an operator's decision.
+    #[error("{resource} is configured incompatibly: {reason}")]
+    Incompatible {
+        /// The stream or bucket.
+        resource: String,
+        /// What differs.
+        reason: String,
+    },
+    /// The store configuration is invalid.
+    #[error("invalid store configuration: {0}")]
+    Config(String),
+    /// Reading the input of an object put failed.
+    #[error("reading object input: {0}")]
+    Io(#[from] std::io::Error),
+    /// NATS or JetStream failed; `op` says what the store was doing.
+    #[error("{op}: {source}")]
+    Nats {
+        /// The operation that failed.
+        op: &'static str,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    /// Wraps a NATS client error with the operation it interrupted.
+    pub(crate) fn nats(op: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Nats { op, source: source.into() }
+    }
+
+    /// True when retrying the same command may succeed: a conflict (after
+    /// re-reading) or a transient NATS failure.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::ConcurrencyConflict { .. } | Self::Nats { .. })
+    }
+}
+
+/// Result of the store's operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,357 @@
+//! The event store: appends with server-enforced optimistic concurrency,
+//! atomic multi-event appends and idempotent retries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use cim_cid::{AggregateKey, Cid, Event, EventEnvelope, NewEvent, Timestamp};
+use tokio::sync::OnceCell;
+use tracing::debug;
+
+use crate::commit::{Committer, Outcome, Prepared, Publisher};
+use crate::config::{CommitMode, MAX_BATCH_EVENTS, Names};
+use crate::live_dag::LiveDag;
+use crate::message::decode_stream_message;
+use crate::read::AggregateQuery;
+use crate::{Error, Result, StoreConfig, provision};
+
+/// The version an append expects its aggregate to be at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Append after whatever is there; the chain is still linked and
+    /// checked by the server, and a race is retried internally.
+    Any,
+    /// Append only if the aggregate is exactly at this version (0: it has
+    /// no events yet); otherwise fail with [`Error::ConcurrencyConflict`].
+    Exact(u64),
+}
+
+/// One stored event of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedEvent {
+    /// The event's CID.
+    pub cid: Cid,
+    /// Its version in the aggregate.
+    pub version: u64,
+    /// Its stream sequence.
+    pub seq: u64,
+}
+
+/// The result of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The events, in order.
+    pub events: Vec<AppendedEvent>,
+    /// True when these exact events were already stored by an earlier
+    /// attempt (a retry after a lost acknowledgement): nothing new was written.
+    pub already_stored: bool,
+}
+
+impl Appended {
+    /// The aggregate's version after the append.
+    pub fn version(&self) -> u64 {
+        self.events.last().map_or(0, |e| e.version)
+    }
+
+    /// The CID of the last event appended.
+    pub fn last_cid(&self) -> Cid {
+        self.events.last().expect("an append stores at least one event").cid
+    }
+}
+
+/// The head of an aggregate's chain as the server has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Head {
+    version: u64,
+    cid: Option<Cid>,
+    /// Stream sequence of the head event; 0 when the aggregate is empty.
+    seq: u64,
+}
+
+/// Heads this process saw last: only a hint that saves a lookup before an
+/// append. The server's expected-sequence check is what enforces order.
+const HEAD_HINTS: usize = 100_000;
+/// How often an append retries when the connection fails mid-commit.
+const TRANSIENT_RETRIES: u32 = 8;
+/// How often an [`ExpectedVersion::Any`] append retries after losing a race.
+const RACE_RETRIES: u32 = 32;
+
+/// A verifiable event store on a JetStream stream. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: StoreConfig,
+    names: Names,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    publisher: Publisher,
+    committer: Committer,
+    head_hints: Mutex<HashMap<AggregateKey, Head>>,
+    dag: OnceCell<LiveDag>,
+}
+
+impl EventStore {
+    /// Opens the store, creating or adapting its stream.
+    pub async fn open(client: async_nats::Client, config: StoreConfig) -> Result<Self> {
+        config.validate()?;
+        let js = jetstream::new(client.clone());
+        let stream = provision::events_stream(&js, &config).await?;
+        let publisher = Publisher { client: client.clone(), js: js.clone(), stream: stream.clone() };
+        let committer = match config.commit {
+            CommitMode::Direct => Committer::direct(publisher.clone()),
+            CommitMode::Grouped => Committer::grouped(publisher.clone(), config.max_batch_events),
+        };
+        let names = config.names();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                names,
+                client,
+                js,
+                stream,
+                publisher,
+                committer,
+                head_hints: Mutex::new(HashMap::new()),
+                dag: OnceCell::new(),
+            }),
+        })
+    }
+
+    /// Opens the store and rebuilds its MerkleDAG before returning, as a
+    /// long-running component should at start-up.
+    pub async fn open_with_dag(client: async_nats::Client, config: StoreConfig) -> Result<Self> {
+        let store = Self::open(client, config).await?;
+        store.dag().await?;
+        Ok(store)
+    }
+
+    /// The store's configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// The names of the store's stream and buckets.
+    pub fn names(&self) -> &Names {
+        &self.inner.names
+    }
+
+    /// The NATS client the store uses.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.inner.client
+    }
+
+    /// The JetStream context the store uses.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.inner.js
+    }
+
+    pub(crate) fn stream(&self) -> &stream::Stream {
+        &self.inner.stream
+    }
+
+    /// The MerkleDAG of every event, rebuilt from the stream on first use
+    /// (verifying every CID and chain) and kept current from the live tail.
+    pub async fn dag(&self) -> Result<&LiveDag> {
+        self.inner.dag.get_or_try_init(|| LiveDag::start(self.inner.stream.clone(), self.inner.names.clone())).await
+    }
+
+    /// Appends `events` to `aggregate` atomically, if it is at `expected`.
+    ///
+    /// The events are chained on the aggregate's head, encoded and published
+    /// with the head's stream sequence as the server-side expectation, so a
+    /// concurrent writer makes this fail with [`Error::ConcurrencyConflict`]
+    /// (or retry, for [`ExpectedVersion::Any`]) instead of forking the chain.
+    /// Several events are stored as one JetStream atomic batch: all or none.
+    /// Retrying an append whose events carry fixed timestamps is idempotent:
+    /// it reports [`Appended::already_stored`] and stores nothing twice.
+    pub async fn append(&self, aggregate: &AggregateKey, expected: ExpectedVersion, events: Vec<NewEvent>) -> Result<Appended> {
+        if events.is_empty() {
+            return Err(Error::EmptyAppend);
+        }
+        if events.len() > MAX_BATCH_EVENTS {
+            return Err(Error::TooManyEvents { count: events.len(), max: MAX_BATCH_EVENTS });
+        }
+        self.check_parents(&events).await?;
+        // Only events with caller-fixed times can be a retry of an earlier call.
+        let retryable = events.iter().all(|e| e.timestamp.is_some());
+        let now = Timestamp::now();
+        let events: Vec<NewEvent> = events.into_iter().map(|e| NewEvent { timestamp: e.timestamp.or(Some(now)), ..e }).collect();
+
+        let (mut head, mut fresh) = match self.head_hint(aggregate) {
+            Some(head) => (head, false),
+            None => (self.fetch_head(aggregate).await?, true),
+        };
+        let mut races = 0;
+        loop {
+            if let ExpectedVersion::Exact(expected) = expected
+                && head.version != expected
+            {
+                if fresh {
+                    if retryable && head.version > expected
+                        && let Some(earlier) = self.find_earlier_attempt(aggregate, expected, &events).await?
+                    {
+                        return Ok(earlier);
+                    }
+                    return Err(Error::ConcurrencyConflict { aggregate: aggregate.clone(), expected, actual: head.version });
+                }
+                head = self.fetch_head(aggregate).await?;
+                fresh = true;
+                continue;
+            }
+            let prepared = Arc::new(self.prepare(aggregate, head, &events)?);
+            if let Some(seqs) = self.commit(&prepared).await? {
+                let already_stored = seqs.1;
+                return Ok(self.record_appended(&prepared, head, seqs.0, already_stored));
+            }
+            head = self.fetch_head(aggregate).await?;
+            fresh = true;
+            races += 1;
+            if expected == ExpectedVersion::Any && races > RACE_RETRIES {
+                return Err(Error::ConcurrencyConflict { aggregate: aggregate.clone(), expected: head.version, actual: head.version });
+            }
+            debug!(%aggregate, version = head.version, "append lost a race; re-reading the head");
+        }
+    }
+
+    /// Commits one prepared append. `Some((seqs, already_stored))` when its
+    /// events are stored, `None` when the head moved under it.
+    async fn commit(&self, prepared: &Arc<Prepared>) -> Result<Option<(Vec<u64>, bool)>> {
+        let mut attempt = 0;
+        loop {
+            match self.inner.committer.commit(prepared.clone()).await {
+                Ok(Outcome::Stored(seqs)) => return Ok(Some((seqs, false))),
+                Ok(Outcome::Rejected) => {
+                    return Ok(self.inner.publisher.landed(prepared).await?.map(|seqs| (seqs, true)));
+                }
+                // The connection failed: the append may or may not be stored.
+                // Sending the identical bytes again is safe — the server
+                // deduplicates by event CID and checks the expected sequence.
+                Err(error @ Error::Nats { .. }) if attempt < TRANSIENT_RETRIES => {
+                    attempt += 1;
+                    let delay = Duration::from_millis(100 << attempt.min(5));
+                    debug!(%error, attempt, ?delay, "commit failed; retrying the same events");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Whether `events`, placed after version `expected`, are exactly what
+    /// the aggregate holds there: this call repeats one that succeeded.
+    async fn find_earlier_attempt(&self, aggregate: &AggregateKey, expected: u64, events: &[NewEvent]) -> Result<Option<Appended>> {
+        let query = AggregateQuery { from_version: expected + 1, to_version: Some(expected + events.len() as u64), as_of: None };
+        let stored = self.read_aggregate(aggregate, query).await?;
+        if stored.len() != events.len() {
+            return Ok(None);
+        }
+        let mut prev = stored[0].event.envelope.prev().copied();
+        for (new_event, stored) in events.iter().zip(&stored) {
+            let envelope = EventEnvelope::chained(aggregate, stored.version(), prev, new_event.clone())?;
+            let (event, _) = Event::encode(envelope)?;
+            if event.cid != stored.event.cid {
+                return Ok(None);
+            }
+            prev = Some(event.cid);
+        }
+        let events = stored.iter().map(|s| AppendedEvent { cid: s.event.cid, version: s.version(), seq: s.seq }).collect();
+        Ok(Some(Appended { events, already_stored: true }))
+    }
+
+    fn prepare(&self, aggregate: &AggregateKey, head: Head, events: &[NewEvent]) -> Result<Prepared> {
+        let mut prev = head.cid;
+        let mut encoded = Vec::with_capacity(events.len());
+        for (index, new_event) in events.iter().enumerate() {
+            let version = head.version + 1 + index as u64;
+            let envelope = EventEnvelope::chained(aggregate, version, prev, new_event.clone())?;
+            let (event, bytes) = Event::encode(envelope)?;
+            if bytes.len() > self.inner.config.max_event_bytes {
+                return Err(Error::EventTooLarge { index, size: bytes.len(), max: self.inner.config.max_event_bytes });
+            }
+            prev = Some(event.cid);
+            encoded.push((event, Bytes::from(bytes)));
+        }
+        Ok(Prepared {
+            aggregate: aggregate.clone(),
+            subject: self.inner.names.aggregate_subject(aggregate).into(),
+            expected_seq: head.seq,
+            events: encoded,
+        })
+    }
+
+    fn record_appended(&self, prepared: &Prepared, head: Head, seqs: Vec<u64>, already_stored: bool) -> Appended {
+        let events: Vec<AppendedEvent> = prepared
+            .events
+            .iter()
+            .zip(seqs)
+            .enumerate()
+            .map(|(i, ((event, _), seq))| AppendedEvent { cid: event.cid, version: head.version + 1 + i as u64, seq })
+            .collect();
+        let last = events.last().expect("an append stores at least one event");
+        self.remember_head(&prepared.aggregate, Head { version: last.version, cid: Some(last.cid), seq: last.seq });
+        Appended { events, already_stored }
+    }
+
+    fn head_hint(&self, aggregate: &AggregateKey) -> Option<Head> {
+        self.inner.head_hints.lock().expect("head hints lock").get(aggregate).copied()
+    }
+
+    fn remember_head(&self, aggregate: &AggregateKey, head: Head) {
+        let mut hints = self.inner.head_hints.lock().expect("head hints lock");
+        if hints.len() >= HEAD_HINTS && !hints.contains_key(aggregate) {
+            hints.clear();
+        }
+        hints.insert(aggregate.clone(), head);
+    }
+
+    /// Reads the aggregate's head from the server (and verifies it).
+    async fn fetch_head(&self, aggregate: &AggregateKey) -> Result<Head> {
+        let subject = self.inner.names.aggregate_subject(aggregate);
+        let head = match self.inner.stream.direct_get_last_for_subject(subject).await {
+            Ok(message) => {
+                let stored = decode_stream_message(&self.inner.names, &message)?;
+                Head { version: stored.version(), cid: Some(stored.event.cid), seq: stored.seq }
+            }
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Head::default(),
+            Err(e) => return Err(Error::nats("reading an aggregate's head", e)),
+        };
+        self.remember_head(aggregate, head);
+        Ok(head)
+    }
+
+    /// The aggregate's current version and head CID, read from the server;
+    /// `None` when it has no events.
+    pub async fn head(&self, aggregate: &AggregateKey) -> Result<Option<(u64, Cid)>> {
+        let head = self.fetch_head(aggregate).await?;
+        Ok(head.cid.map(|cid| (head.version, cid)))
+    }
+
+    /// Refuses parents that name no stored event.
+    async fn check_parents(&self, events: &[NewEvent]) -> Result<()> {
+        if events.iter().all(|e| e.parents.is_empty()) {
+            return Ok(());
+        }
+        let dag = self.dag().await?;
+        for (index, event) in events.iter().enumerate() {
+            for parent in &event.parents {
+                if !dag.contains(parent) {
+                    // The parent may have been appended a moment ago by
+                    // another writer: catch up with the stream, then decide.
+                    dag.catch_up().await?;
+                    if !dag.contains(parent) {
+                        return Err(Error::DanglingLink { index, parent: *parent });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! Reading events: one aggregate (all, from a version, as of a time), the
+//! whole log from a position, a live subscription, one event by CID. Every
+//! event is verified against its CID before it is returned.
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::stream;
+use cim_cid::{AggregateKey, Cid, Timestamp};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+
+use crate::message::{decode_consumer_message, decode_stream_message};
+use crate::{Error, EventStore, Result, StoredEvent};
+
+/// Where a read of the log starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartAt {
+    /// The first event in the stream.
+    #[default]
+    Beginning,
+    /// The event at this stream sequence, or the next one after it.
+    Sequence(u64),
+    /// The first event the server stored at or after this time.
+    Time(Timestamp),
+}
+
+impl StartAt {
+    fn deliver_policy(self) -> DeliverPolicy {
+        match self {
+            Self::Beginning | Self::Sequence(0) => DeliverPolicy::All,
+            Self::Sequence(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
+            Self::Time(time) => DeliverPolicy::ByStartTime {
+                start_time: time.to_offset_date_time().unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            },
+        }
+    }
+}
+
+/// Which of an aggregate's events to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AggregateQuery {
+    /// First version to return (versions start at 1).
+    pub from_version: u64,
+    /// Last version to return, if bounded.
+    pub to_version: Option<u64>,
+    /// Only events whose envelope timestamp is at or before this time: the
+    /// aggregate as it was then.
+    pub as_of: Option<Timestamp>,
+}
+
+impl Default for AggregateQuery {
+    fn default() -> Self {
+        Self { from_version: 1, to_version: None, as_of: None }
+    }
+}
+
+impl AggregateQuery {
+    /// Every event.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Events from `version` on.
+    pub fn from_version(version: u64) -> Self {
+        Self { from_version: version, ..Self::default() }
+    }
+
+    /// Events up to `version`: the aggregate's state at that version.
+    pub fn up_to_version(version: u64) -> Self {
+        Self { to_version: Some(version), ..Self::default() }
+    }
+
+    /// Events that had happened by `time`.
+    pub fn as_of(time: Timestamp) -> Self {
+        Self { as_of: Some(time), ..Self::default() }
+    }
+
+    fn admits(&self, event: &StoredEvent) -> bool {
+        event.version() >= self.from_version
+    }
+
+    fn is_past_end(&self, event: &StoredEvent) -> bool {
+        self.to_version.is_some_and(|last| event.version() > last)
+            || self.as_of.is_some_and(|time| event.event.envelope.timestamp() > time)
+    }
+}
+
+impl EventStore {
+    /// An aggregate's events, in version order, verified.
+    pub async fn read_aggregate(&self, aggregate: &AggregateKey, query: AggregateQuery) -> Result<Vec<StoredEvent>> {
+        self.aggregate_events(aggregate, query).await?.try_collect().await
+    }
+
+    /// An aggregate's events as a stream, for aggregates too long to hold.
+    pub async fn aggregate_events(
+        &self,
+        aggregate: &AggregateKey,
+        query: AggregateQuery,
+    ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
+        let subject = self.names().aggregate_subject(aggregate);
+        let events = self.ordered(subject, DeliverPolicy::All, true).await?;
+        Ok(events
+            .try_skip_while(move |event| futures::future::ready(Ok(!query.admits(event))))
+            .try_take_while(move |event| futures::future::ready(Ok(!query.is_past_end(event))))
+            .boxed())
+    }
+
+    /// Every event from `start` up to the last one stored when called, in
+    /// stream order. Corrupt events are yielded as errors and reading goes on.
+    pub async fn read_log(&self, start: StartAt) -> Result<BoxStream<'static, Result<StoredEvent>>> {
+        self.ordered(self.names().all_events(), start.deliver_policy(), true).await
+    }
+
+    /// Every event from `start`, then each new event as it is stored; never
+    /// ends. Catch-up and tail are one ordered consumer, so nothing is missed
+    /// or repeated between them.
+    pub async fn subscribe(&self, start: StartAt) -> Result<BoxStream<'static, Result<StoredEvent>>> {
+        self.ordered(self.names().all_events(), start.deliver_policy(), false).await
+    }
+
+    /// One event by CID, verified.
+    pub async fn event(&self, cid: &Cid) -> Result<StoredEvent> {
+        let seq = self.dag().await?.position(cid).ok_or(Error::EventNotFound(*cid))?;
+        let message = self.stream().direct_get(seq).await.map_err(|e| Error::nats("reading an event", e))?;
+        let stored = decode_stream_message(self.names(), &message)?;
+        if stored.event.cid != *cid {
+            return Err(Error::CorruptEvent {
+                seq,
+                cid: Some(stored.event.cid),
+                reason: format!("the DAG places {cid} at this sequence, but another event is stored there"),
+            });
+        }
+        Ok(stored)
+    }
+
+    /// Stream sequence of the last stored event (0 when empty) and the
+    /// number of events.
+    pub async fn log_state(&self) -> Result<LogState> {
+        let info = self.stream().get_info().await.map_err(|e| Error::nats("reading the event stream's state", e))?;
+        Ok(LogState::from(&info))
+    }
+
+    /// Verified events through an ordered consumer. `bounded` streams end
+    /// after the events pending when the consumer was created.
+    async fn ordered(
+        &self,
+        filter_subject: String,
+        deliver_policy: DeliverPolicy,
+        bounded: bool,
+    ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
+        ordered_events(self.stream(), self.names().clone(), filter_subject, deliver_policy, bounded).await
+    }
+}
+
+/// Counts of the event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogState {
+    /// Events stored.
+    pub events: u64,
+    /// Sequence of the first event.
+    pub first_seq: u64,
+    /// Sequence of the last event (0 when empty).
+    pub last_seq: u64,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Distinct aggregates (subjects).
+    pub aggregates: u64,
+}
+
+impl From<&stream::Info> for LogState {
+    fn from(info: &stream::Info) -> Self {
+        Self {
+            events: info.state.messages,
+            first_seq: info.state.first_sequence,
+            last_seq: info.state.last_sequence,
+            bytes: info.state.bytes,
+            aggregates: info.state.subjects_count,
+        }
+    }
+}
+
+/// Verified events through an ordered consumer (the shared reading path of
+/// the store, the live DAG and verification).
+pub(crate) async fn ordered_events(
+    stream: &stream::Stream,
+    names: crate::config::Names,
+    filter_subject: String,
+    deliver_policy: DeliverPolicy,
+    bounded: bool,
+) -> Result<BoxStream<'static, Result<StoredEvent>>> {
+    let consumer = stream
+        .create_consumer(OrderedConfig { filter_subject, deliver_policy, ..Default::default() })
+        .await
+        .map_err(|e| Error::nats("creating an ordered consumer", e))?;
+    let pending = consumer.cached_info().num_pending;
+    if bounded && pending == 0 {
+        return Ok(futures::stream::empty().boxed());
+    }
+    let messages = consumer.messages().await.map_err(|e| Error::nats("reading events", e))?;
+    // Count only delivered messages against `pending`: a consumer error (a
+    // missed heartbeat, a reconnect) is reported but does not use up a slot.
+    let remaining = if bounded { pending } else { u64::MAX };
+    let events = futures::stream::unfold((messages, remaining), move |(mut messages, remaining)| {
+        let names = names.clone();
+        async move {
+            if remaining == 0 {
+                return None;
+            }
+            match messages.next().await? {
+                Ok(message) => Some((decode_consumer_message(&names, &message), (messages, remaining - 1))),
+                Err(e) => Some((Err(Error::nats("reading events", e)), (messages, remaining))),
+            }
+        }
+    });
+    Ok(events.boxed())
+}

@@ -1,0 +1,88 @@
+//! Appends: chaining, atomic multi-event appends, idempotent retries.
+
+use cim_cid::{ChainVerifier, Timestamp};
+use cim_store::{AggregateQuery, Error, ExpectedVersion};
+use serde_json::json;
+
+use crate::common::{event, key, store, stored_count};
+
+#[tokio::test]
+async fn appends_chain_events_by_prev_and_version() {
+    let (_server, store) = store().await;
+    let order = key("order", "1");
+    let first = store.append(&order, ExpectedVersion::Exact(0), vec![event("Placed", json!({"items": 2}))]).await.unwrap();
+    let second = store.append(&order, ExpectedVersion::Exact(1), vec![event("Paid", json!({"amount": 9.5}))]).await.unwrap();
+    assert_eq!(first.version(), 1);
+    assert_eq!(second.version(), 2);
+    assert!(!first.already_stored && !second.already_stored);
+
+    let events = store.read_aggregate(&order, AggregateQuery::all()).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].event.cid, first.last_cid());
+    assert_eq!(events[1].event.envelope.prev(), Some(&first.last_cid()));
+    assert_eq!(events[1].event.envelope.event_type(), "Paid");
+    assert_eq!(store.head(&order).await.unwrap(), Some((2, second.last_cid())));
+    let mut chain = ChainVerifier::new();
+    for stored in &events {
+        chain.push(&stored.event).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn several_events_of_one_command_are_stored_together() {
+    let (_server, store) = store().await;
+    let cart = key("cart", "7");
+    let events = (0..5).map(|i| event("ItemAdded", json!({"sku": i}))).collect();
+    let appended = store.append(&cart, ExpectedVersion::Exact(0), events).await.unwrap();
+    assert_eq!(appended.events.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    let seqs: Vec<u64> = appended.events.iter().map(|e| e.seq).collect();
+    let stored = store.read_aggregate(&cart, AggregateQuery::all()).await.unwrap();
+    assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
+    assert_eq!(stored.iter().map(|e| e.event.cid).collect::<Vec<_>>(), appended.events.iter().map(|e| e.cid).collect::<Vec<_>>());
+
+    // A multi-event append at a stale version stores none of its events.
+    let stale = (0..3).map(|i| event("ItemAdded", json!({"late": i}))).collect();
+    let err = store.append(&cart, ExpectedVersion::Exact(2), stale).await.unwrap_err();
+    assert!(matches!(err, Error::ConcurrencyConflict { expected: 2, actual: 5, .. }), "{err}");
+    assert_eq!(stored_count(&store).await, 5);
+}
+
+#[tokio::test]
+async fn a_retried_append_is_stored_once() {
+    let (_server, store) = store().await;
+    let doc = key("doc", "a");
+    let at = Timestamp::from_unix_micros(1_763_787_600_000_000);
+    let single = vec![event("Created", json!({"title": "x"})).with_timestamp(at)];
+    let first = store.append(&doc, ExpectedVersion::Exact(0), single.clone()).await.unwrap();
+    let retry = store.append(&doc, ExpectedVersion::Exact(0), single).await.unwrap();
+    assert!(retry.already_stored);
+    assert_eq!(retry.events, first.events);
+    assert_eq!(stored_count(&store).await, 1);
+
+    let batch: Vec<_> = (0..3).map(|i| event("Edited", json!({"n": i})).with_timestamp(at)).collect();
+    let first = store.append(&doc, ExpectedVersion::Exact(1), batch.clone()).await.unwrap();
+    let retry = store.append(&doc, ExpectedVersion::Exact(1), batch).await.unwrap();
+    assert!(retry.already_stored);
+    assert_eq!(retry.events, first.events);
+    assert_eq!(stored_count(&store).await, 4);
+
+    // A different event at the same version is a conflict, not a duplicate.
+    let other = vec![event("Edited", json!({"n": 99})).with_timestamp(at)];
+    let err = store.append(&doc, ExpectedVersion::Exact(1), other).await.unwrap_err();
+    assert!(matches!(err, Error::ConcurrencyConflict { expected: 1, actual: 4, .. }), "{err}");
+}
+
+#[tokio::test]
+async fn any_version_appends_after_the_head_seen_by_the_server() {
+    let (server, store) = store().await;
+    let other_writer = crate::common::store_with(&server, Default::default()).await;
+    let log = key("log", "main");
+    store.append(&log, ExpectedVersion::Any, vec![event("Line", json!(1))]).await.unwrap();
+    // The second process moves the head; the first one's hint is now stale.
+    other_writer.append(&log, ExpectedVersion::Any, vec![event("Line", json!(2))]).await.unwrap();
+    let third = store.append(&log, ExpectedVersion::Any, vec![event("Line", json!(3))]).await.unwrap();
+    assert_eq!(third.version(), 3);
+    let report = store.verify_aggregate(&log).await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.verified, 3);
+}

@@ -1,0 +1,14 @@
+//! Integration tests of cim-store against real nats-server processes.
+
+mod common;
+
+mod append;
+mod bad_input;
+mod concurrency;
+mod corruption;
+mod crash;
+mod dag;
+mod kv;
+mod named;
+mod objects;
+mod reads;
