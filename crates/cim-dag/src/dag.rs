@@ -1,0 +1,243 @@
+//! The [`MerkleDag`] itself: building it, and the look-ups every query uses.
+
+use std::borrow::Borrow;
+use std::fmt;
+
+use cim_cid::{AggregateKey, ChainError, ChainState, Cid, Event};
+use daggy::{Dag, NodeIndex};
+
+use crate::index::{Aggregates, CidIndex};
+use crate::node::{EdgeKind, Node, compact_version, event_digest, lookup_digest};
+use crate::query::EventRef;
+use crate::{DagError, Result};
+
+/// Most events (and most links) one DAG can hold: node and edge indices are
+/// `u32`, and `u32::MAX` is petgraph's "no index" marker.
+pub const MAX_EVENTS: usize = u32::MAX as usize - 1;
+/// Most links (`prev` plus `parents`, over all events) one DAG can hold.
+pub const MAX_LINKS: usize = u32::MAX as usize - 1;
+
+/// The in-memory MerkleDAG of events: one node per event, one edge per link.
+///
+/// Build it with [`MerkleDag::insert`] (or [`MerkleDag::from_events`]) in
+/// append order; it refuses, and is left unchanged by, any event that
+/// [`cim_cid::check_next`] refuses. See the crate documentation for the
+/// layout and its invariants.
+#[derive(Clone, Default)]
+pub struct MerkleDag {
+    pub(crate) dag: Dag<Node, EdgeKind, u32>,
+    pub(crate) ids: CidIndex,
+    pub(crate) aggregates: Aggregates,
+}
+
+impl fmt::Debug for MerkleDag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MerkleDag")
+            .field("events", &self.len())
+            .field("links", &self.link_count())
+            .field("aggregates", &self.aggregate_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MerkleDag {
+    /// An empty DAG.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty DAG with room for `events` events before it reallocates; use
+    /// it when the stream's length is known, e.g. to rebuild from a stream.
+    pub fn with_capacity(events: usize) -> Self {
+        let mut dag = Self::new();
+        dag.reserve(events);
+        dag
+    }
+
+    /// Builds a DAG from events in append order with their positions.
+    ///
+    /// Fails on the first event [`MerkleDag::insert`] refuses.
+    pub fn from_events<I, E>(events: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (E, u64)>,
+        E: Borrow<Event>,
+    {
+        let events = events.into_iter();
+        let mut dag = Self::with_capacity(events.size_hint().0);
+        for (event, position) in events {
+            dag.insert(event.borrow(), position)?;
+        }
+        Ok(dag)
+    }
+
+    /// Makes room for `additional` more events, and for a quarter more links
+    /// than that (every event but an aggregate's first links its `prev`, and
+    /// some link parents too).
+    pub fn reserve(&mut self, additional: usize) {
+        self.dag.reserve_nodes(additional);
+        self.dag.reserve_edges(additional.saturating_add(additional / 4));
+        self.ids.reserve(self.dag.raw_nodes(), additional);
+    }
+
+    /// Releases spare capacity, e.g. once a rebuild has caught up with the
+    /// stream. Later inserts grow the storage again as needed.
+    pub fn shrink_to_fit(&mut self) {
+        self.dag.shrink_to_fit();
+        self.ids.shrink_to_fit(self.dag.raw_nodes());
+        self.aggregates.shrink_to_fit();
+    }
+
+    /// Adds the next event in append order, at `position` (the JetStream
+    /// stream sequence, or any ordinal the caller keeps).
+    ///
+    /// The event must pass [`cim_cid::check_next`] against the DAG: not a
+    /// duplicate, the next version of its aggregate, `prev` linking the
+    /// aggregate's head and every parent already in the DAG. Otherwise the
+    /// [`ChainError`](cim_cid::ChainError) is returned as
+    /// [`DagError::Chain`] (see [`DagError::chain_error`]) and the DAG is
+    /// unchanged.
+    ///
+    /// The event's CID is trusted to be its envelope's CID, as
+    /// [`Event::from_block`] and [`Event::encode`] guarantee; it is not
+    /// re-hashed. Costs O(1 + parents) amortised.
+    pub fn insert(&mut self, event: &Event, position: u64) -> Result<EventRef<'_>> {
+        cim_cid::check_next(self, event)?;
+        let envelope = &event.envelope;
+        let digest = event_digest(&event.cid)?;
+        let aggregate = self.aggregates.find(envelope.aggregate_type(), envelope.aggregate_id());
+        let version = compact_version(event)?;
+        let new_links = usize::from(envelope.prev().is_some()) + envelope.parents().len();
+        if self.len() >= MAX_EVENTS {
+            return Err(DagError::Capacity { what: "events", limit: MAX_EVENTS });
+        }
+        if new_links > MAX_LINKS - self.link_count() {
+            return Err(DagError::Capacity { what: "links", limit: MAX_LINKS });
+        }
+        // Both fit: there are fewer than MAX_EVENTS events, and no more
+        // aggregates than events.
+        let next_node = index_u32(self.len())?;
+        let aggregate_ix = match aggregate {
+            Some(ix) => ix,
+            None => index_u32(self.aggregate_count())?,
+        };
+
+        // Nothing below fails, short of a broken internal invariant; the
+        // node (and with it any edge already added) is then removed again.
+        let node = self.dag.add_node(Node { digest, position, aggregate: aggregate_ix, version });
+        debug_assert_eq!(node.index(), next_node as usize);
+        // check_next proved `prev` is the aggregate's head.
+        let prev = aggregate.map(|ix| self.aggregates.get(ix).head);
+        if let Err(error) = self.link(node, prev, event) {
+            self.dag.remove_node(node);
+            return Err(error);
+        }
+        self.ids.insert(self.dag.raw_nodes(), self.ids.hash(&digest), next_node);
+        match aggregate {
+            Some(ix) => self.aggregates.set_head(ix, node),
+            None => self.aggregates.push(aggregate_ix, envelope.aggregate(), node),
+        }
+        Ok(self.event_ref(node))
+    }
+
+    /// Adds the edges from `prev` and from each of `event`'s parents to its
+    /// freshly added `node`.
+    fn link(&mut self, node: NodeIndex<u32>, prev: Option<NodeIndex<u32>>, event: &Event) -> Result<()> {
+        if let Some(prev) = prev {
+            self.add_edge(prev, node, EdgeKind::Prev, &event.cid)?;
+        }
+        for parent in event.envelope.parents() {
+            // check_next proved every parent is in the DAG.
+            let older = self.node_of(parent).ok_or(ChainError::DanglingParent { cid: event.cid, parent: *parent })?;
+            self.add_edge(older, node, EdgeKind::Parent, &event.cid)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the edge `older → node`, where `node` is the event `cid`, just
+    /// added.
+    fn add_edge(&mut self, older: NodeIndex<u32>, node: NodeIndex<u32>, kind: EdgeKind, cid: &Cid) -> Result<()> {
+        // `node` is new, so it has no children: daggy skips its cycle search
+        // and the edge costs O(1). Content addressing makes a cycle
+        // impossible; the result is checked all the same.
+        self.dag.add_edge(older, node, kind).map_err(|_| DagError::WouldCycle { cid: *cid })?;
+        Ok(())
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.dag.node_count()
+    }
+
+    /// True when the DAG holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of links (edges): each event's `prev`, if any, plus its parents.
+    pub fn link_count(&self) -> usize {
+        self.dag.edge_count()
+    }
+
+    /// Number of aggregates with at least one event.
+    pub fn aggregate_count(&self) -> usize {
+        self.aggregates.entries().len()
+    }
+
+    /// Whether the event `cid` is in the DAG.
+    pub fn contains(&self, cid: &Cid) -> bool {
+        self.node_of(cid).is_some()
+    }
+
+    /// The event `cid`, if it is in the DAG.
+    pub fn get(&self, cid: &Cid) -> Option<EventRef<'_>> {
+        self.node_of(cid).map(|node| self.event_ref(node))
+    }
+
+    /// The latest event of `aggregate`, if it has any.
+    pub fn aggregate_head(&self, aggregate: &AggregateKey) -> Option<EventRef<'_>> {
+        let ix = self.aggregates.find(aggregate.aggregate_type(), aggregate.aggregate_id())?;
+        Some(self.event_ref(self.aggregates.get(ix).head))
+    }
+
+    /// The node holding the event `cid`.
+    pub(crate) fn node_of(&self, cid: &Cid) -> Option<NodeIndex<u32>> {
+        let digest = lookup_digest(cid)?;
+        self.ids.find(self.dag.raw_nodes(), self.ids.hash(&digest), &digest)
+    }
+
+    /// The node holding `cid`, or [`DagError::UnknownEvent`].
+    pub(crate) fn require(&self, cid: &Cid) -> Result<NodeIndex<u32>> {
+        self.node_of(cid).ok_or(DagError::UnknownEvent { cid: *cid })
+    }
+
+    pub(crate) fn node(&self, node: NodeIndex<u32>) -> &Node {
+        &self.dag[node]
+    }
+
+    pub(crate) fn event_ref(&self, node: NodeIndex<u32>) -> EventRef<'_> {
+        let weight = self.node(node);
+        EventRef {
+            cid: weight.cid(),
+            position: weight.position,
+            aggregate: &self.aggregates.get(weight.aggregate).key,
+            version: u64::from(weight.version),
+        }
+    }
+}
+
+/// A count or index below [`MAX_EVENTS`] as the graph's `u32` index.
+fn index_u32(n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| DagError::Capacity { what: "events", limit: MAX_EVENTS })
+}
+
+impl ChainState for MerkleDag {
+    fn head(&self, aggregate_type: &str, aggregate_id: &str) -> Option<(u64, Cid)> {
+        let ix = self.aggregates.find(aggregate_type, aggregate_id)?;
+        let head = self.node(self.aggregates.get(ix).head);
+        Some((u64::from(head.version), head.cid()))
+    }
+
+    fn contains(&self, cid: &Cid) -> bool {
+        MerkleDag::contains(self, cid)
+    }
+}

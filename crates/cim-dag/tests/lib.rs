@@ -1,0 +1,9 @@
+//! Integration tests of cim-dag: one binary, one module per concern.
+
+mod support;
+
+mod build;
+mod chain_errors;
+mod dot;
+mod queries;
+mod random;
