@@ -1,1 +1,3 @@
 //! Integration tests of cim-cid.
+
+mod suite;
