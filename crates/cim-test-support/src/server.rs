@@ -64,6 +64,11 @@ impl NatsServer {
         format!("http://127.0.0.1:{}", self.monitor_port())
     }
 
+    /// The monitoring port; it stays the same across restarts.
+    pub fn monitor_port(&self) -> u16 {
+        self.ports.monitor.expect("ports are known once the server has started")
+    }
+
     /// The JetStream store directory.
     pub fn store_dir(&self) -> &Path {
         &self.config.store_dir
@@ -98,24 +103,28 @@ impl NatsServer {
     /// # Panics
     /// If it has not exited within 30 s (it is killed first).
     pub async fn stop(&mut self) {
-        let Some(child) = &self.child else { return };
-        // std can only SIGKILL; nats-server itself can send any signal.
-        let signal = tokio::process::Command::new(nats_server())
-            .arg("--signal")
-            .arg(format!("term={}", child.id()))
-            .status()
-            .await
-            .expect("run nats-server --signal");
-        assert!(signal.success(), "nats-server --signal term failed: {signal}");
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while self.is_running() {
-            if Instant::now() >= deadline {
-                self.kill();
-                panic!("nats-server did not stop within {STOP_TIMEOUT:?} of SIGTERM; killed it");
+        // An exited process may already be reaped: its pid must not be signalled.
+        if self.is_running()
+            && let Some(pid) = self.child.as_ref().map(Child::id)
+        {
+            // std can only SIGKILL; nats-server itself can send any signal.
+            let signal = tokio::process::Command::new(nats_server())
+                .arg("--signal")
+                .arg(format!("term={pid}"))
+                .status()
+                .await
+                .expect("run nats-server --signal");
+            assert!(signal.success(), "nats-server --signal term={pid} failed: {signal}");
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while self.is_running() {
+                if Instant::now() >= deadline {
+                    self.kill();
+                    panic!("nats-server did not stop within {STOP_TIMEOUT:?} of SIGTERM; killed it");
+                }
+                tokio::time::sleep(POLL).await;
             }
-            tokio::time::sleep(POLL).await;
         }
-        self.kill(); // reaps the exited process
+        self.child = None;
     }
 
     /// Starts the server again on the same ports with the same store and
@@ -137,10 +146,6 @@ impl NatsServer {
                 Err(e) => panic!("{e}"),
             }
         }
-    }
-
-    pub(crate) fn monitor_port(&self) -> u16 {
-        self.ports.monitor.expect("ports are known once the server has started")
     }
 
     /// Spawns the process and waits until it passes the JetStream health check.

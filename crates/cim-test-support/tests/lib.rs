@@ -55,13 +55,9 @@ async fn publish_batch(
     js.publish_with_headers(subject.to_owned(), commit, "event".into()).await.expect("send commit").await
 }
 
-fn monitor_port(server: &NatsServer) -> u16 {
-    server.monitor_url().rsplit(':').next().and_then(|port| port.parse().ok()).expect("monitor URL ends in a port")
-}
-
 /// A blocking `GET` of a monitoring endpoint's JSON.
 fn monitor_json(server: &NatsServer, path: &str) -> serde_json::Value {
-    let mut stream = TcpStream::connect(("127.0.0.1", monitor_port(server))).expect("connect to the monitoring port");
+    let mut stream = TcpStream::connect(("127.0.0.1", server.monitor_port())).expect("connect to the monitoring port");
     write!(stream, "GET {path} HTTP/1.0\r\n\r\n").expect("send request");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read response");
@@ -164,7 +160,7 @@ async fn failed_start_panics_with_the_server_log() {
 #[tokio::test]
 async fn many_servers_start_at_once_on_distinct_ports() {
     let servers = futures::future::join_all((0..20).map(|_| NatsServer::start())).await;
-    let ports: HashSet<u16> = servers.iter().flat_map(|server| [server.port(), monitor_port(server)]).collect();
+    let ports: HashSet<u16> = servers.iter().flat_map(|server| [server.port(), server.monitor_port()]).collect();
     assert_eq!(ports.len(), 40, "ports shared between servers");
 }
 
@@ -199,6 +195,9 @@ async fn cluster_replicates_and_survives_losing_a_node() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    // A new client finds a live node among the URLs.
+    let js_after = jetstream::new(cluster.connect().await);
+    let mut stream = js_after.get_stream(&stream.cached_info().config.name).await.expect("stream");
     assert_eq!(message_count(&mut stream).await, 20);
 
     cluster.restart_node(index).await;
