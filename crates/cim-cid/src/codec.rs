@@ -18,8 +18,18 @@ pub fn encode_dag_cbor<T: Serialize + ?Sized>(value: &T) -> Result<(Cid, Vec<u8>
 /// Decodes DAG-CBOR strictly: non-canonical input (unsorted or duplicate map
 /// keys, non-minimal integers, indefinite lengths, tags other than 42,
 /// trailing bytes) is refused. `what` names the item in the error.
-pub fn decode_dag_cbor<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
-    serde_ipld_dagcbor::from_slice(bytes).map_err(|e| Error::Decode { what, reason: e.to_string() })
+///
+/// The decoder alone accepts a few non-canonical forms (bytes after the CID
+/// inside a link; a missing key for an optional field), so a value is only
+/// accepted if encoding it again gives back exactly `bytes`: one value, one
+/// encoding, one CID.
+pub fn decode_dag_cbor<T: DeserializeOwned + Serialize>(what: &'static str, bytes: &[u8]) -> Result<T> {
+    let value: T = serde_ipld_dagcbor::from_slice(bytes).map_err(|e| Error::Decode { what, reason: e.to_string() })?;
+    let canonical = serde_ipld_dagcbor::to_vec(&value).map_err(|e| Error::Decode { what, reason: e.to_string() })?;
+    if canonical != bytes {
+        return Err(Error::Decode { what, reason: "not in canonical form: encoding the decoded value gives different bytes".to_owned() });
+    }
+    Ok(value)
 }
 
 /// Parses DAG-JSON (plain JSON, where `{"/": "<cid>"}` is a link and

@@ -246,9 +246,16 @@ pub struct EventEnvelope {
     schema_version: u32,
     version: u64,
     timestamp_us: Timestamp,
+    // Required even when null: serde would otherwise read a missing key as
+    // `None`, giving one envelope two encodings.
+    #[serde(deserialize_with = "required_link")]
     prev: Option<Cid>,
     parents: Vec<Cid>,
     payload: Ipld,
+}
+
+fn required_link<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Cid>, D::Error> {
+    Option::<Cid>::deserialize(deserializer)
 }
 
 impl EventEnvelope {
