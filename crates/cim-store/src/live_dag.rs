@@ -134,7 +134,7 @@ pub(crate) fn apply(dag: &mut MerkleDag, item: Result<StoredEvent>) -> Result<Ap
     match item {
         Ok(stored) => match dag.insert(&stored.event, stored.seq) {
             Ok(_) => Ok(Applied { seq: stored.seq, problem: None }),
-            Err(DagError::Chain(error)) => Ok(Applied { seq: stored.seq, problem: Some(Problem::Chain { seq: stored.seq, error }) }),
+            Err(DagError::Chain(error)) => Ok(Applied { seq: stored.seq, problem: Some(Problem::Chain { seq: stored.seq, error: *error }) }),
             Err(other) => Err(Error::Config(format!("the MerkleDAG cannot hold the store: {other}"))),
         },
         Err(Error::CorruptEvent { seq, cid, reason }) => Ok(Applied { seq, problem: Some(Problem::Corrupt { seq, cid, reason }) }),
