@@ -179,7 +179,7 @@ impl EventStore {
         if events.len() > MAX_BATCH_EVENTS {
             return Err(Error::TooManyEvents { count: events.len(), max: MAX_BATCH_EVENTS });
         }
-        self.check_parents(&events).await?;
+        self.check_parents(events.iter().map(|e| e.parents.as_slice())).await?;
         // Only events with caller-fixed times can be a retry of an earlier call.
         let retryable = events.iter().all(|e| e.timestamp.is_some());
         let now = Timestamp::now();
@@ -218,6 +218,66 @@ impl EventStore {
                 return Err(Error::ConcurrencyConflict { aggregate: aggregate.clone(), expected: head.version, actual: head.version });
             }
             debug!(%aggregate, version = head.version, "append lost a race; re-reading the head");
+        }
+    }
+
+    /// Stores events built elsewhere (for example read from a CAR archive)
+    /// exactly as they are: same bytes, same CIDs. `events` are consecutive
+    /// events of one aggregate in version order, at most
+    /// [`MAX_BATCH_EVENTS`]; the first must follow the aggregate's current
+    /// head. Stored atomically and checked by the server like an append;
+    /// importing events that are already stored reports `already_stored`.
+    pub async fn import(&self, events: Vec<Event>) -> Result<Appended> {
+        let Some(first) = events.first() else { return Err(Error::EmptyAppend) };
+        if events.len() > MAX_BATCH_EVENTS {
+            return Err(Error::TooManyEvents { count: events.len(), max: MAX_BATCH_EVENTS });
+        }
+        let aggregate = first.envelope.aggregate();
+        let mut chain = cim_cid::ChainVerifier::new();
+        let head = self.fetch_head(&aggregate).await?;
+        if let Some(cid) = head.cid {
+            chain.assume_head(&aggregate, head.version, cid);
+        }
+        let first_version = first.envelope.version();
+        if first_version <= head.version {
+            let query = AggregateQuery { from_version: first_version, to_version: Some(first_version + events.len() as u64 - 1), as_of: None };
+            let stored = self.read_aggregate(&aggregate, query).await?;
+            if stored.len() == events.len() && stored.iter().zip(&events).all(|(s, e)| s.event.cid == e.cid) {
+                let events = stored.iter().map(|s| AppendedEvent { cid: s.event.cid, version: s.version(), seq: s.seq }).collect();
+                return Ok(Appended { events, already_stored: true });
+            }
+        }
+        self.check_parents(events.iter().map(|e| e.envelope.parents())).await?;
+        let mut encoded = Vec::with_capacity(events.len());
+        for (index, event) in events.into_iter().enumerate() {
+            if event.envelope.aggregate() != aggregate {
+                return Err(Error::Config(format!("import event {index} belongs to {}, not {aggregate}", event.envelope.aggregate())));
+            }
+            for parent in event.envelope.parents() {
+                chain.assume_known(*parent);
+            }
+            chain.push(&event).map_err(cim_cid::Error::from)?;
+            let (cid, bytes) = event.envelope.encode()?;
+            if cid != event.cid {
+                return Err(Error::Invalid(cim_cid::Error::CidMismatch { expected: event.cid, actual: cid }));
+            }
+            if bytes.len() > self.inner.config.max_event_bytes {
+                return Err(Error::EventTooLarge { index, size: bytes.len(), max: self.inner.config.max_event_bytes });
+            }
+            encoded.push((event, Bytes::from(bytes)));
+        }
+        let prepared = Arc::new(Prepared {
+            aggregate: aggregate.clone(),
+            subject: self.inner.names.aggregate_subject(&aggregate).into(),
+            expected_seq: head.seq,
+            events: encoded,
+        });
+        match self.commit(&prepared).await? {
+            Some((seqs, already_stored)) => Ok(self.record_appended(&prepared, head, seqs, already_stored)),
+            None => {
+                let actual = self.fetch_head(&aggregate).await?.version;
+                Err(Error::ConcurrencyConflict { aggregate, expected: head.version, actual })
+            }
         }
     }
 
@@ -334,14 +394,15 @@ impl EventStore {
         Ok(head.cid.map(|cid| (head.version, cid)))
     }
 
-    /// Refuses parents that name no stored event.
-    async fn check_parents(&self, events: &[NewEvent]) -> Result<()> {
-        if events.iter().all(|e| e.parents.is_empty()) {
+    /// Refuses parents that name no stored event; `parents` lists each
+    /// event's parents in append order.
+    async fn check_parents<'a>(&self, parents: impl Iterator<Item = &'a [Cid]> + Clone) -> Result<()> {
+        if parents.clone().all(<[Cid]>::is_empty) {
             return Ok(());
         }
         let dag = self.dag().await?;
-        for (index, event) in events.iter().enumerate() {
-            for parent in &event.parents {
+        for (index, event_parents) in parents.enumerate() {
+            for parent in event_parents {
                 if !dag.contains(parent) {
                     // The parent may have been appended a moment ago by
                     // another writer: catch up with the stream, then decide.

@@ -292,7 +292,7 @@ impl ObjectStore {
     }
 
     /// Reads and decodes a DAG-CBOR object.
-    pub async fn get_ipld<T: DeserializeOwned>(&self, cid: &Cid) -> Result<T> {
+    pub async fn get_ipld<T: DeserializeOwned + Serialize>(&self, cid: &Cid) -> Result<T> {
         if cid.codec() != DAG_CBOR {
             return Err(Error::Invalid(cim_cid::Error::UnsupportedCid { cid: *cid, reason: "not a dag-cbor CID" }));
         }
