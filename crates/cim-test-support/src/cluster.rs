@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 
-use crate::config::ClusterConfig;
-use crate::health::Health;
+use cim_nats_server::{ClusterConfig, Health};
+
 use crate::server::{NatsServer, StartError};
 
 const FORM_TIMEOUT: Duration = Duration::from_secs(60);

@@ -19,12 +19,11 @@
 //!
 //! The binary is `$CIM_NATS_SERVER`, else `.tools/venv/bin/nats-server`, else
 //! `nats-server` on `PATH`; it must be 2.12 or newer (`cargo xtask tools`
-//! installs the pinned one).
+//! installs the pinned one). Finding, configuring, starting and stopping it
+//! is `cim-nats-server`'s job, shared with the `cim` CLI's embedded server.
 
 mod binary;
 mod cluster;
-mod config;
-mod health;
 mod server;
 
 use std::path::{Path, PathBuf};
