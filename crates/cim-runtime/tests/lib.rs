@@ -1,0 +1,3 @@
+//! Integration tests of the runtime against a real nats-server.
+
+mod service;
