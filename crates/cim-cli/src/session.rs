@@ -1,0 +1,76 @@
+//! A connection to a store: the NATS client, the event store, the object
+//! store and named objects, and the embedded server if one was needed.
+
+use anyhow::Context;
+use cim_store::{EventStore, NamedObjects, ObjectStore};
+
+use crate::embedded::{Attachment, attach};
+use crate::output::Output;
+use crate::settings::{Settings, Target, parse_urls};
+
+/// An open store. Call [`Session::close`] when done.
+#[derive(Debug)]
+pub struct Session {
+    /// The event store.
+    pub events: EventStore,
+    /// The object store.
+    pub objects: ObjectStore,
+    /// Named, versioned objects.
+    pub named: NamedObjects,
+    /// The server's URL as connected.
+    pub url: String,
+    /// How the embedded server is used, if it is.
+    attachment: Option<Attachment>,
+}
+
+impl Session {
+    /// Connects as the settings say (starting an embedded server if needed)
+    /// and opens the stores, creating their stream and buckets if missing.
+    pub async fn open(settings: &Settings, out: &Output) -> anyhow::Result<Self> {
+        let (url, credentials, attachment) = match &settings.target {
+            Target::Remote { url, credentials } => (url.clone(), credentials.clone(), None),
+            Target::Embedded => {
+                let attachment = attach(&settings.data_dir, settings.nats_server.as_deref(), out).await?;
+                let url = match &attachment {
+                    Attachment::Shared(running) => running.url.clone(),
+                    Attachment::Transient(server) => server.url(),
+                };
+                (url, None, Some(attachment))
+            }
+        };
+        let mut options = async_nats::ConnectOptions::new().name("cim").connection_timeout(std::time::Duration::from_secs(5));
+        if let Some(path) = &credentials {
+            options = options
+                .credentials_file(path)
+                .await
+                .with_context(|| format!("cannot read the NATS credentials file {}", path.display()))?;
+        }
+        let client = options.connect(parse_urls(&url)?).await.with_context(|| {
+            format!("cannot connect to NATS at {url}: check --nats / CIM_NATS_URL / [nats] url, or leave them unset to use the embedded server")
+        })?;
+        let events = EventStore::open(client.clone(), settings.store.clone()).await.context("cannot open the event store")?;
+        let objects = ObjectStore::open(client.clone(), &settings.store).await.context("cannot open the object store")?;
+        let named = NamedObjects::open(objects.clone(), client, &settings.store).await.context("cannot open the names bucket")?;
+        Ok(Self { events, objects, named, url, attachment })
+    }
+
+    /// Whether this command runs its own embedded server.
+    pub fn embedded_description(&self) -> &'static str {
+        match self.attachment {
+            None => "external",
+            Some(Attachment::Shared(_)) => "embedded (cim server)",
+            Some(Attachment::Transient(_)) => "embedded (started for this command)",
+        }
+    }
+
+    /// Flushes the connection and stops a transient embedded server.
+    pub async fn close(self) -> anyhow::Result<()> {
+        let client = self.events.client().clone();
+        client.flush().await.context("flushing the NATS connection")?;
+        drop((self.events, self.objects, self.named, client));
+        if let Some(Attachment::Transient(server)) = self.attachment {
+            server.stop().await?;
+        }
+        Ok(())
+    }
+}
