@@ -1,0 +1,32 @@
+//! CIM's Information Unit System: standardized, immutable containers for
+//! information — text documents, chat dialogs, PDFs, images, Mermaid and
+//! Cypher graphs, and kinds registered at run time.
+//!
+//! A unit is an aggregate `unit/<id>` in the event store; every change is
+//! an event ([`model::Change`]) appended with optimistic concurrency after
+//! the state it produces has been validated against the kind's schema
+//! through the Component Registry. Every state has a CID
+//! ([`model::state_cid`]), recorded in the event that made it. Current
+//! states are a [`Projection`] of the stream, rebuilt at every start; past
+//! states are replayed from the chain.
+//!
+//! [`api`] is the request API, [`Client`] its client side.
+
+pub mod api;
+mod client;
+mod error;
+pub mod events;
+mod ius;
+pub mod kinds;
+pub mod media;
+pub mod model;
+mod projection;
+mod queries;
+mod service;
+mod settings;
+
+pub use client::{AttachError, Client};
+pub use error::{Error, Result};
+pub use ius::Ius;
+pub use projection::{Current, Projection, ProjectionStatus};
+pub use settings::IusSettings;
