@@ -14,7 +14,7 @@ use crate::{config_cmd, dag_cmd, demo, events_cmd, export, import, objects_cmd, 
 /// embedded nats-server keeping its data in --data-dir: it connects to a
 /// `cim server` running there, or starts one just for this command.
 #[derive(Debug, Parser)]
-#[command(name = "cim", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "cim", version, max_term_width = 100)]
 #[command(after_help = "Exit codes: 0 ok, 1 error, 2 bad usage or input, 3 verification found problems, \
                         4 conflict, 5 not found. Documentation: docs/cli.md")]
 pub struct Cli {
@@ -81,4 +81,12 @@ pub enum StoreCommand {
     Status,
     /// Show what CIM does: append linked events, store objects, verify, export a CAR.
     Demo(demo::DemoArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_tree_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -1,1 +1,12 @@
-//! End-to-end tests of the `cim` binary.
+//! End-to-end tests of the `cim` binary against real nats-server processes.
+
+#![allow(clippy::unwrap_used, reason = "a failing test should panic where it fails")]
+
+mod common;
+
+mod bad_input;
+mod car;
+mod config;
+mod crosscheck;
+mod embedded;
+mod store;
