@@ -2,6 +2,7 @@
 //! `.cargo/config.toml`).
 
 mod cmd;
+mod demo;
 mod nix;
 mod test;
 mod tools;
@@ -26,6 +27,9 @@ enum Task {
     /// Install the tools, then run every Rust test, the doc tests and the Nix
     /// checks.
     Test,
+    /// Install the tools, build `cim` and run `cim demo` on an embedded
+    /// nats-server with a fresh data directory under .cim/.
+    Demo,
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Tools => tools::install(&root),
         Task::Test => test::run_all(&root),
+        Task::Demo => demo::run_demo(&root),
     };
     // Not `main() -> Result`: that prints a backtrace whenever RUST_BACKTRACE is set.
     match result {

@@ -23,7 +23,9 @@ pub fn time(text: &str) -> anyhow::Result<Timestamp> {
 /// A JSON payload, where `{"/": "<cid>"}` is an IPLD link (DAG-JSON).
 pub fn payload(text: &str, source: &str) -> anyhow::Result<Ipld> {
     let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        usage(format!("{source} is not valid JSON: {e}; e.g. '{{\"total\": 42, \"invoice\": {{\"/\": \"bafkrei…\"}}}}'"))
+        usage(format!(
+            "{source} is not valid JSON: {e}; e.g. '{{\"total\": 42, \"invoice\": {{\"/\": \"bafkrei…\"}}}}'"
+        ))
     })?;
     ipld_from_json(&json).map_err(|e| usage(format!("{source} is not valid DAG-JSON: {e}")))
 }
@@ -35,7 +37,8 @@ pub fn ipld_text(value: &Ipld) -> String {
 
 /// IPLD data as a DAG-JSON value.
 pub fn ipld_json(value: &Ipld) -> serde_json::Value {
-    cim_cid::ipld_to_json(value).unwrap_or_else(|e| serde_json::Value::String(format!("<not representable as JSON: {e}>")))
+    cim_cid::ipld_to_json(value)
+        .unwrap_or_else(|e| serde_json::Value::String(format!("<not representable as JSON: {e}>")))
 }
 
 #[cfg(test)]

@@ -53,7 +53,8 @@ struct Header {
 
 /// Writes the header naming `roots`.
 pub async fn write_header(out: &mut (impl AsyncWrite + Unpin), roots: &[Cid]) -> io::Result<()> {
-    let (_, bytes) = cim_cid::encode_dag_cbor(&Header { roots: roots.to_vec(), version: 1 }).map_err(io::Error::other)?;
+    let (_, bytes) =
+        cim_cid::encode_dag_cbor(&Header { roots: roots.to_vec(), version: 1 }).map_err(io::Error::other)?;
     write_varint(out, bytes.len() as u64).await?;
     out.write_all(&bytes).await
 }
@@ -133,12 +134,17 @@ impl<R: Read> CarReader<R> {
         if len > self.file_len.saturating_sub(self.offset) {
             return Err(CarError::Truncated {
                 offset: self.file_len,
-                what: format!("the section at byte {section} claims {len} bytes, but only {} remain", self.file_len - self.offset),
+                what: format!(
+                    "the section at byte {section} claims {len} bytes, but only {} remain",
+                    self.file_len - self.offset
+                ),
             });
         }
         let mut limited = (&mut self.input).take(len);
-        let cid = Cid::read_bytes(&mut limited)
-            .map_err(|e| CarError::Malformed { offset: section, reason: format!("the section does not start with a CID: {e}") })?;
+        let cid = Cid::read_bytes(&mut limited).map_err(|e| CarError::Malformed {
+            offset: section,
+            reason: format!("the section does not start with a CID: {e}"),
+        })?;
         let cid_len = cid.encoded_len() as u64;
         self.offset += cid_len;
         Ok(Some(BlockStart { cid, offset: self.offset, len: len - cid_len }))
@@ -165,7 +171,10 @@ impl<R: Read> CarReader<R> {
 
     fn data(&mut self, len: u64, what: &str) -> Result<Vec<u8>, CarError> {
         if len > MAX_IN_MEMORY {
-            return Err(CarError::Malformed { offset: self.offset, reason: format!("{what} claims {len} bytes, too many to hold") });
+            return Err(CarError::Malformed {
+                offset: self.offset,
+                reason: format!("{what} claims {len} bytes, too many to hold"),
+            });
         }
         let mut bytes = vec![0; len as usize];
         self.exact(&mut bytes, what)?;

@@ -34,14 +34,17 @@ pub fn run(global: &GlobalArgs, command: ConfigCommand, out: &Output) -> anyhow:
         Target::Remote { url, .. } => url.clone(),
         Target::Embedded => format!("embedded server on {}", settings.data_dir.display()),
     };
-    out.emit(&json!({ "file": file, "valid": true, "config": config, "nats": nats, "data_dir": settings.data_dir }), || {
-        format!(
-            "{}: valid\n  nats:      {nats}\n  namespace: {}\n  replicas:  {}\n  commit:    {:?}",
-            file.display(),
-            settings.store.namespace,
-            settings.store.replicas,
-            settings.store.commit
-        )
-    });
+    out.emit(
+        &json!({ "file": file, "valid": true, "config": config, "nats": nats, "data_dir": settings.data_dir }),
+        || {
+            format!(
+                "{}: valid\n  nats:      {nats}\n  namespace: {}\n  replicas:  {}\n  commit:    {:?}",
+                file.display(),
+                settings.store.namespace,
+                settings.store.replicas,
+                settings.store.commit
+            )
+        },
+    );
     Ok(Exit::Ok)
 }

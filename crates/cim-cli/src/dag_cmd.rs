@@ -68,9 +68,14 @@ pub async fn run(session: &Session, command: DagCommand, out: &Output) -> anyhow
                 return Err(not_found(format!("{to} does not descend from {from}: no causal path")));
             };
             let events: Vec<EventRef<'_>> = path.iter().filter_map(|cid| dag.get(cid)).collect();
-            print(&dag, format, out, json!({ "from": from.to_string(), "to": to.to_string(), "path": events_json(&events) }), &path, || {
-                events.iter().map(|e| format!("{}\n", line(e))).collect::<Vec<_>>().join("  ↓\n")
-            });
+            print(
+                &dag,
+                format,
+                out,
+                json!({ "from": from.to_string(), "to": to.to_string(), "path": events_json(&events) }),
+                &path,
+                || events.iter().map(|e| format!("{}\n", line(e))).collect::<Vec<_>>().join("  ↓\n"),
+            );
             Ok(Exit::Ok)
         }
     }

@@ -39,38 +39,48 @@ pub async fn run(session: &Session, settings: &Settings, args: DemoArgs, out: &O
     // A fresh suffix per run, so the demo can run again on the same store.
     let run = format!("{:x}", cim_cid::Timestamp::now().unix_micros());
     let key = |kind: &str, prefix: &str| AggregateKey::new(kind, format!("{prefix}-{run}"));
-    let (customer, order, payment, shipment) = (key("customer", "c")?, key("order", "o")?, key("payment", "p")?, key("shipment", "s")?);
+    let (customer, order, payment, shipment) =
+        (key("customer", "c")?, key("order", "o")?, key("payment", "p")?, key("shipment", "s")?);
     out.note(format!("cim demo: run {run} on {} ({})", session.url, session.embedded_description()));
 
     // Objects: raw bytes, a structured IPLD object, a named object in two versions.
-    let invoice = session.objects.put_bytes(format!("INVOICE {run}\n1 x CIM starter kit   42.00 EUR\n").as_bytes()).await?;
-    let product = session.objects.put_ipld(&ipld(json!({ "sku": "CIM-1", "name": "CIM starter kit", "price_cents": 4200 }))?).await?;
+    let invoice =
+        session.objects.put_bytes(format!("INVOICE {run}\n1 x CIM starter kit   42.00 EUR\n").as_bytes()).await?;
+    let product = session
+        .objects
+        .put_ipld(&ipld(json!({ "sku": "CIM-1", "name": "CIM starter kit", "price_cents": 4200 }))?)
+        .await?;
     let terms_name = format!("demo/{run}/terms.txt");
     session.named.put(&terms_name, &b"Terms v1: payment within 30 days.\n"[..]).await?;
     let terms = session.named.put(&terms_name, &b"Terms v2: payment within 14 days.\n"[..]).await?;
 
     // Events, each caused by the one before, across four aggregates.
     let mut log: Vec<Appended> = Vec::new();
-    let mut append = async |aggregate: &AggregateKey, event_type: &'static str, payload: serde_json::Value| -> anyhow::Result<Cid> {
-        let expected = log.iter().filter(|a| &a.aggregate == aggregate).count() as u64;
-        let parents: Vec<Cid> = log.last().map(|a| a.cid).into_iter().collect();
-        let event = NewEvent::new(event_type, ipld(payload)?).with_parents(parents);
-        let appended = session
-            .events
-            .append(aggregate, ExpectedVersion::Exact(expected), vec![event])
-            .await
-            .with_context(|| format!("appending {event_type} to {aggregate}"))?;
-        let cid = appended.last_cid();
-        log.push(Appended { aggregate: aggregate.clone(), event_type, cid, version: appended.version() });
-        Ok(cid)
-    };
+    let mut append =
+        async |aggregate: &AggregateKey, event_type: &'static str, payload: serde_json::Value| -> anyhow::Result<Cid> {
+            let expected = log.iter().filter(|a| &a.aggregate == aggregate).count() as u64;
+            let parents: Vec<Cid> = log.last().map(|a| a.cid).into_iter().collect();
+            let event = NewEvent::new(event_type, ipld(payload)?).with_parents(parents);
+            let appended = session
+                .events
+                .append(aggregate, ExpectedVersion::Exact(expected), vec![event])
+                .await
+                .with_context(|| format!("appending {event_type} to {aggregate}"))?;
+            let cid = appended.last_cid();
+            log.push(Appended { aggregate: aggregate.clone(), event_type, cid, version: appended.version() });
+            Ok(cid)
+        };
     let link = |cid: Cid| json!({ "/": cid.to_string() });
     let registered = append(&customer, "CustomerRegistered", json!({ "name": "Ada Lovelace" })).await?;
-    append(&order, "OrderPlaced", json!({
-        "customer": customer.to_string(),
-        "items": [{ "product": link(product), "quantity": 1 }],
-        "terms": link(terms.cid),
-    }))
+    append(
+        &order,
+        "OrderPlaced",
+        json!({
+            "customer": customer.to_string(),
+            "items": [{ "product": link(product), "quantity": 1 }],
+            "terms": link(terms.cid),
+        }),
+    )
     .await?;
     append(&payment, "PaymentReceived", json!({ "order": order.to_string(), "amount_cents": 4200 })).await?;
     append(&order, "OrderPaid", json!({ "payment": payment.to_string() })).await?;

@@ -108,7 +108,12 @@ pub fn lock_for_server(data_dir: &Path) -> anyhow::Result<File> {
         Ok(()) => Ok(lock),
         Err(TryLockError::WouldBlock) => match read_running(data_dir) {
             Some(running) => {
-                bail!("a cim server (pid {}) is already running on {} at {}", running.pid, data_dir.display(), running.url)
+                bail!(
+                    "a cim server (pid {}) is already running on {} at {}",
+                    running.pid,
+                    data_dir.display(),
+                    running.url
+                )
             }
             None => bail!("another cim command is using {}; try again when it has finished", data_dir.display()),
         },
@@ -197,7 +202,12 @@ fn find_binary(configured: Option<&Path>) -> anyhow::Result<Binary> {
 fn open_lock(data_dir: &Path) -> anyhow::Result<File> {
     fs::create_dir_all(data_dir).with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let path = lock_file(data_dir);
-    File::options().create(true).truncate(false).write(true).open(&path).with_context(|| format!("cannot open {}", path.display()))
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))
 }
 
 fn read_running(data_dir: &Path) -> Option<RunningServer> {

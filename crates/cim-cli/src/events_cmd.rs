@@ -128,7 +128,8 @@ async fn append(session: &Session, args: AppendArgs, out: &Output) -> anyhow::Re
         (None, None) => args::payload("{}", "the payload")?,
     };
     let parents = args.parents.iter().map(|p| args::cid(p)).collect::<anyhow::Result<Vec<_>>>()?;
-    let mut event = NewEvent::new(args.event_type.clone(), payload).with_parents(parents).with_schema_version(args.schema_version);
+    let mut event =
+        NewEvent::new(args.event_type.clone(), payload).with_parents(parents).with_schema_version(args.schema_version);
     cim_cid::validate_event_type(&args.event_type).map_err(|e| usage(e.to_string()))?;
     if let Some(time) = &args.time {
         event = event.with_timestamp(args::time(time)?);
@@ -137,7 +138,9 @@ async fn append(session: &Session, args: AppendArgs, out: &Output) -> anyhow::Re
     let appended = session.events.append(&aggregate, expected, vec![event]).await.map_err(|error| {
         let hint = match &error {
             cim_store::Error::ConcurrencyConflict { actual, .. } => {
-                format!("not appended: read the aggregate (`cim events read {aggregate}`) and retry with --expect {actual}")
+                format!(
+                    "not appended: read the aggregate (`cim events read {aggregate}`) and retry with --expect {actual}"
+                )
             }
             cim_store::Error::DanglingLink { parent, .. } => {
                 format!("not appended: --parent {parent} names no stored event (`cim events show` finds events by CID)")

@@ -69,8 +69,12 @@ impl Exit {
         use cim_store::Error as E;
         match error {
             E::ConcurrencyConflict { .. } => Self::Conflict,
-            E::Invalid(_) | E::EmptyAppend | E::TooManyEvents { .. } | E::EventTooLarge { .. } | E::Config(_) => Self::Usage,
-            E::DanglingLink { .. } | E::EventNotFound(_) | E::ObjectNotFound(_) | E::NameNotFound { .. } => Self::NotFound,
+            E::Invalid(_) | E::EmptyAppend | E::TooManyEvents { .. } | E::EventTooLarge { .. } | E::Config(_) => {
+                Self::Usage
+            }
+            E::DanglingLink { .. } | E::EventNotFound(_) | E::ObjectNotFound(_) | E::NameNotFound { .. } => {
+                Self::NotFound
+            }
             E::CorruptEvent { .. } | E::CorruptObject { .. } => Self::Problems,
             _ => Self::Error,
         }

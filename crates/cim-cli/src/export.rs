@@ -102,7 +102,8 @@ pub async fn export(
     let everything = aggregates.is_empty() && since.is_none() && until.is_none();
     let selected = if everything { None } else { Some(select(session, aggregates, since, until).await?) };
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let body_file = tempfile::tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let body_file =
+        tempfile::tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     let mut body = BufWriter::new(tokio::fs::File::from_std(body_file));
 
     // Events, in stream order.
@@ -174,7 +175,8 @@ pub async fn export(
     let (root, manifest_bytes) = manifest.encode()?;
 
     // Header and manifest, then the body, into a file renamed into place.
-    let car = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let car =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))?;
     let mut file = BufWriter::new(tokio::fs::File::from_std(car.reopen()?));
     write_header(&mut file, &[root]).await?;
     write_block(&mut file, &root, &manifest_bytes).await?;
@@ -209,7 +211,9 @@ async fn select(
     if since.is_none() && until.is_none() {
         let dag = live.read();
         for aggregate in aggregates {
-            let head = dag.aggregate_head(aggregate).ok_or_else(|| not_found(format!("aggregate {aggregate} has no events")))?;
+            let head = dag
+                .aggregate_head(aggregate)
+                .ok_or_else(|| not_found(format!("aggregate {aggregate} has no events")))?;
             seeds.push(head.cid);
         }
     } else {

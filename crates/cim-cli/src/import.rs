@@ -94,7 +94,11 @@ struct Plan {
 /// Runs `cim import`.
 pub async fn run(session: &Session, args: ImportArgs, out: &Output) -> anyhow::Result<Exit> {
     let plan = check(session, &args.file, out).await?;
-    let imported = if args.dry_run { Imported { dry_run: true, ..plan.imported } } else { write(session, &args.file, plan, out).await? };
+    let imported = if args.dry_run {
+        Imported { dry_run: true, ..plan.imported }
+    } else {
+        write(session, &args.file, plan, out).await?
+    };
     out.emit(&imported, || {
         let verb = if imported.dry_run { "verified (dry run, nothing written)" } else { "imported" };
         format!(
@@ -154,7 +158,10 @@ async fn check(session: &Session, path: &Path, out: &Output) -> anyhow::Result<P
             cim_cid::verify_block(&block.cid, &bytes)
                 .map_err(|e| refuse(format!("{at}: {e}: the archive was altered or damaged")))?;
             if block.cid == root {
-                manifest = Some(Manifest::decode(&bytes).map_err(|e| refuse(format!("its root {root} is not an export manifest: {e:#}")))?);
+                manifest = Some(
+                    Manifest::decode(&bytes)
+                        .map_err(|e| refuse(format!("its root {root} is not an export manifest: {e:#}")))?,
+                );
             } else {
                 dag_cbor_blocks.push((block.cid, bytes));
             }
@@ -170,7 +177,8 @@ async fn check(session: &Session, path: &Path, out: &Output) -> anyhow::Result<P
     let mut events: HashMap<Cid, Event> = HashMap::new();
     for (cid, bytes) in dag_cbor_blocks {
         if listed.contains(&cid) {
-            let value: Ipld = cim_cid::decode_dag_cbor("IPLD object", &bytes).map_err(|e| refuse(format!("object {cid}: {e}")))?;
+            let value: Ipld =
+                cim_cid::decode_dag_cbor("IPLD object", &bytes).map_err(|e| refuse(format!("object {cid}: {e}")))?;
             objects.push(ObjectBlock::Ipld(cid, value));
         } else {
             let event = Event::from_block(&cid, &bytes).map_err(|e| {
@@ -188,7 +196,10 @@ async fn check(session: &Session, path: &Path, out: &Output) -> anyhow::Result<P
     if objects.len() != listed.len() {
         let present: HashSet<Cid> = objects.iter().map(ObjectBlock::cid).collect();
         let lost: Vec<String> = listed.difference(&present).map(ToString::to_string).collect();
-        return Err(refuse(format!("the manifest lists objects the archive lacks (was it cut short?): {}", lost.join(", "))));
+        return Err(refuse(format!(
+            "the manifest lists objects the archive lacks (was it cut short?): {}",
+            lost.join(", ")
+        )));
     }
     if events.len() as u64 != manifest.events {
         return Err(refuse(format!(
@@ -297,7 +308,10 @@ impl ObjectBlock {
 /// and after every parent among `to_write`, staying with one aggregate as
 /// long as it can (long runs make large import batches). Fails if some
 /// events can never be placed: they wait, through parents, on each other.
-fn parents_first(mut pending: BTreeMap<AggregateKey, VecDeque<Event>>, to_write: &HashSet<Cid>) -> Result<Vec<Event>, String> {
+fn parents_first(
+    mut pending: BTreeMap<AggregateKey, VecDeque<Event>>,
+    to_write: &HashSet<Cid>,
+) -> Result<Vec<Event>, String> {
     let mut order = Vec::with_capacity(to_write.len());
     let mut done: HashSet<Cid> = HashSet::new();
     // Aggregates whose next event waits for a parent, by that parent.
@@ -345,13 +359,18 @@ async fn write(session: &Session, path: &Path, plan: Plan, out: &Output) -> anyh
         }
         let stored = match object {
             ObjectBlock::Raw(block) => {
-                let mut file = tokio::fs::File::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
+                let mut file =
+                    tokio::fs::File::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
                 file.seek(std::io::SeekFrom::Start(block.offset)).await?;
                 session.objects.put(file.take(block.len)).await?.cid
             }
             ObjectBlock::Ipld(_, value) => session.objects.put_ipld(value).await?,
         };
-        anyhow::ensure!(stored == cid, "object {cid} was stored as {stored}: {} changed while importing", path.display());
+        anyhow::ensure!(
+            stored == cid,
+            "object {cid} was stored as {stored}: {} changed while importing",
+            path.display()
+        );
         imported.objects_written += 1;
     }
     let bar = out.progress(plan.events.len() as u64, "importing");

@@ -83,9 +83,19 @@ pub async fn run(session: &Session, command: ObjectsCommand, out: &Output) -> an
         }
         ObjectsCommand::Stat { cid } => {
             let cid = args::cid(&cid)?;
-            let meta = session.objects.stat(&cid).await?.ok_or_else(|| not_found(format!("object {cid} is not in the store")))?;
+            let meta = session
+                .objects
+                .stat(&cid)
+                .await?
+                .ok_or_else(|| not_found(format!("object {cid} is not in the store")))?;
             out.emit(&meta_json(&meta), || {
-                format!("object  {}\nsize    {} bytes in {} chunks\nstored  {}", meta.cid, meta.size, meta.chunks, stored_at(&meta))
+                format!(
+                    "object  {}\nsize    {} bytes in {} chunks\nstored  {}",
+                    meta.cid,
+                    meta.size,
+                    meta.chunks,
+                    stored_at(&meta)
+                )
             });
             Ok(Exit::Ok)
         }
@@ -98,7 +108,10 @@ pub async fn run(session: &Session, command: ObjectsCommand, out: &Output) -> an
             }
             let json: Vec<Value> = names.iter().map(record_json).collect();
             out.emit(&json, || {
-                names.iter().map(|r| format!("{}  v{}  {}\n", r.record.name, r.record.version, r.record.content)).collect()
+                names
+                    .iter()
+                    .map(|r| format!("{}  v{}  {}\n", r.record.name, r.record.version, r.record.content))
+                    .collect()
             });
             Ok(Exit::Ok)
         }
@@ -108,7 +121,12 @@ pub async fn run(session: &Session, command: ObjectsCommand, out: &Output) -> an
             out.emit(&json, || {
                 history
                     .iter()
-                    .map(|r| format!("v{:<4} {}  {}  (record {})\n", r.record.version, r.record.content, r.record.timestamp_us, r.cid))
+                    .map(|r| {
+                        format!(
+                            "v{:<4} {}  {}  (record {})\n",
+                            r.record.version, r.record.content, r.record.timestamp_us, r.cid
+                        )
+                    })
                     .collect()
             });
             Ok(Exit::Ok)
@@ -134,7 +152,10 @@ async fn put(session: &Session, file: &Path, name: Option<&str>, out: &Output) -
     out.emit(&json, || {
         let mut text = format!("{}\nstored {} bytes", meta.cid, meta.size);
         if let Some(record) = &record {
-            text.push_str(&format!("; {:?} is now at version {} (record {})", record.record.name, record.record.version, record.cid));
+            text.push_str(&format!(
+                "; {:?} is now at version {} (record {})",
+                record.record.name, record.record.version, record.cid
+            ));
         }
         text
     });
@@ -151,7 +172,8 @@ async fn get(session: &Session, cid: &cim_cid::Cid, output: Option<&Path>, out: 
     // Written beside the target and renamed only once verified, so a corrupt
     // object never appears under the requested name.
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let temp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let temp =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))?;
     let mut file = tokio::fs::File::from_std(temp.reopen()?);
     let written = session.objects.copy_to(cid, &mut file).await?;
     file.sync_all().await?;

@@ -26,7 +26,8 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs, out: &Output) -> anyhow:
         out.note(format!("note: ignoring the configured NATS URL {url}: `cim server` runs the embedded server"));
     }
     let lock = lock_for_server(&settings.data_dir)?;
-    let mut server = EmbeddedServer::start(&settings.data_dir, settings.nats_server.as_deref(), lock, args.port).await?;
+    let mut server =
+        EmbeddedServer::start(&settings.data_dir, settings.nats_server.as_deref(), lock, args.port).await?;
     server.advertise()?;
     let running = server.running();
     out.emit(&json!({ "event": "started", "server": running, "log": server.log_file() }), || {

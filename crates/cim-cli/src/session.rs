@@ -38,7 +38,8 @@ impl Session {
                 (url, None, Some(attachment))
             }
         };
-        let mut options = async_nats::ConnectOptions::new().name("cim").connection_timeout(std::time::Duration::from_secs(5));
+        let mut options =
+            async_nats::ConnectOptions::new().name("cim").connection_timeout(std::time::Duration::from_secs(5));
         if let Some(path) = &credentials {
             options = options
                 .credentials_file(path)
@@ -48,9 +49,13 @@ impl Session {
         let client = options.connect(parse_urls(&url)?).await.with_context(|| {
             format!("cannot connect to NATS at {url}: check --nats / CIM_NATS_URL / [nats] url, or leave them unset to use the embedded server")
         })?;
-        let events = EventStore::open(client.clone(), settings.store.clone()).await.context("cannot open the event store")?;
-        let objects = ObjectStore::open(client.clone(), &settings.store).await.context("cannot open the object store")?;
-        let named = NamedObjects::open(objects.clone(), client, &settings.store).await.context("cannot open the names bucket")?;
+        let events =
+            EventStore::open(client.clone(), settings.store.clone()).await.context("cannot open the event store")?;
+        let objects =
+            ObjectStore::open(client.clone(), &settings.store).await.context("cannot open the object store")?;
+        let named = NamedObjects::open(objects.clone(), client, &settings.store)
+            .await
+            .context("cannot open the names bucket")?;
         Ok(Self { events, objects, named, url, attachment })
     }
 

@@ -47,7 +47,8 @@ impl FileConfig {
     /// Reads and checks a configuration file: TOML syntax, known keys only,
     /// store values in range, URLs that parse, a readable credentials file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
         let config: Self = toml::from_str(&text).map_err(|e| usage(format!("config file {}: {e}", path.display())))?;
         config.validate().map_err(|e| usage(format!("config file {}: {e:#}", path.display())))?;
         Ok(config)

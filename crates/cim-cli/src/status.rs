@@ -75,7 +75,12 @@ pub async fn run(session: &Session, out: &Output) -> anyhow::Result<Exit> {
             account.consumers,
         );
         for stream in &streams {
-            text.push_str(&format!("\n  {:<28} {:>10} messages {:>14} bytes", stream["name"].as_str().unwrap_or(""), stream["messages"], stream["bytes"]));
+            text.push_str(&format!(
+                "\n  {:<28} {:>10} messages {:>14} bytes",
+                stream["name"].as_str().unwrap_or(""),
+                stream["messages"],
+                stream["bytes"]
+            ));
         }
         text
     });

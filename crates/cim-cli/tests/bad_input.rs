@@ -21,7 +21,8 @@ async fn bad_input_gets_specific_errors_and_exit_codes() {
         .fails(4, "expected version 0, the aggregate is at version 1");
     env.cim(&["events", "read", "order/nothing"]).fails(5, "order/nothing has no events");
     env.cim(&["verify", "--aggregate", "order/nothing"]).fails(5, "has no events");
-    env.cim(&["objects", "stat", "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"]).fails(5, "is not in the store");
+    env.cim(&["objects", "stat", "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"])
+        .fails(5, "is not in the store");
     env.cim(&["objects", "history", "no/such/name"]).fails(5, "no named object");
     env.cim(&["dag", "ancestors", unknown]).fails(5, "is not in the store");
     env.cim(&["export", "-o", "/tmp/never.car", "--aggregate", "order/nothing"]).fails(5, "has no events");

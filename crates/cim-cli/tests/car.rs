@@ -58,7 +58,10 @@ async fn export_then_import_reproduces_every_cid_and_chain() {
     let shown = env.cim_in("copy", &["--json", "events", "show", &cids[3]]).json();
     assert_eq!(shown["parents"][0], cids[2].as_str());
     let verify = env.cim_in("copy", &["--json", "verify"]).json();
-    assert_eq!((verify["ok"].as_bool(), verify["events"].as_u64(), verify["objects"].as_u64()), (Some(true), Some(4), Some(2)));
+    assert_eq!(
+        (verify["ok"].as_bool(), verify["events"].as_u64(), verify["objects"].as_u64()),
+        (Some(true), Some(4), Some(2))
+    );
 
     // Importing again writes nothing; a dry run writes nothing either.
     let again = env.cim_in("copy", &["--json", "import", car.to_str().unwrap()]).json();
@@ -96,7 +99,9 @@ async fn tampered_or_truncated_archives_are_refused_and_nothing_is_written() {
     let refuse = |name: &str, content: &[u8], code: i32, message: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, content).unwrap();
-        env.cim_in("target", &["import", path.to_str().unwrap()]).fails(code, message).fails(code, "nothing was written");
+        env.cim_in("target", &["import", path.to_str().unwrap()])
+            .fails(code, message)
+            .fails(code, "nothing was written");
         assert_eq!(env.counts("target"), before, "{name} changed the store");
     };
     let flipped = |at: usize| {

@@ -6,7 +6,8 @@ use crate::common::cim;
 fn config_check_accepts_a_valid_file_and_names_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, "[nats]\nurl = \"nats://127.0.0.1:4222\"\n\n[store]\nnamespace = \"ops\"\nreplicas = 3\n").unwrap();
+    std::fs::write(&good, "[nats]\nurl = \"nats://127.0.0.1:4222\"\n\n[store]\nnamespace = \"ops\"\nreplicas = 3\n")
+        .unwrap();
     let checked = cim(&["--json", "config", "check", good.to_str().unwrap()]).json();
     assert_eq!(checked["valid"], true);
     assert_eq!(checked["config"]["store"]["namespace"], "ops");

@@ -25,7 +25,10 @@ async fn cim_cars_load_in_js_with_the_same_cids_and_js_cars_import() {
     assert_eq!(js_events, cids.iter().map(String::as_str).collect());
     assert_eq!(read["manifest_format"], "cim-export-v1");
     let heads = read["manifest_heads"].as_array().unwrap();
-    assert!(heads.iter().any(|h| h["aggregate"] == "order/o1" && h["version"] == 2 && h["head"] == cids[3].as_str()), "{heads:?}");
+    assert!(
+        heads.iter().any(|h| h["aggregate"] == "order/o1" && h["version"] == 2 && h["head"] == cids[3].as_str()),
+        "{heads:?}"
+    );
     // Walking links from the root reaches every block, and no link dangles.
     assert_eq!(read["reached"], 7);
     assert_eq!(read["unreached"], serde_json::json!([]));

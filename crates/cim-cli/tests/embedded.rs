@@ -39,7 +39,10 @@ fn cim_server_serves_the_other_commands_until_terminated() {
     let url = started["server"]["url"].as_str().unwrap().to_owned();
 
     let status = cim(&["--data-dir", data, "--json", "status"]).json();
-    assert_eq!((status["server"]["url"].as_str(), status["server"]["mode"].as_str()), (Some(url.as_str()), Some("embedded (cim server)")));
+    assert_eq!(
+        (status["server"]["url"].as_str(), status["server"]["mode"].as_str()),
+        (Some(url.as_str()), Some("embedded (cim server)"))
+    );
     cim(&["--data-dir", data, "events", "append", "order/1", "Placed"]).ok();
     cim(&["--data-dir", data, "server"]).fails(1, "is already running");
 

@@ -96,7 +96,10 @@ async fn objects_put_get_names_and_verify() {
     assert_eq!(list.as_array().unwrap().len(), 4, "two contents and two version records");
 
     let verify = env.cim(&["--json", "verify"]).json();
-    assert_eq!((verify["ok"].as_bool(), verify["objects"].as_u64(), verify["names"].as_u64()), (Some(true), Some(4), Some(1)));
+    assert_eq!(
+        (verify["ok"].as_bool(), verify["objects"].as_u64(), verify["names"].as_u64()),
+        (Some(true), Some(4), Some(1))
+    );
     let status = env.cim(&["--json", "status"]).json();
     assert_eq!(status["objects"]["objects"], 4);
     assert_eq!(status["namespace"], env.namespace.as_str());

@@ -2,6 +2,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -60,7 +61,10 @@ impl Server {
         // A ports file left by an earlier process must not be mistaken for this one's.
         let _ = fs::remove_dir_all(self.ports_dir());
         fs::create_dir_all(self.ports_dir()).map_err(Error::io("create", self.ports_dir()))?;
+        // Its own process group: Ctrl-C in a terminal reaches the owner, which
+        // then stops the server in order, rather than both at once.
         let child = Command::new(self.binary.path())
+            .process_group(0)
             .arg("-c")
             .arg(&config_file)
             .stdin(Stdio::null())
