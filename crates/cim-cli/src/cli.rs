@@ -26,6 +26,7 @@ pub struct Cli {
 
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// NATS server URL(s), comma-separated; overrides the config file.
     #[arg(long, env = "CIM_NATS_URL", global = true, value_name = "URL")]
