@@ -21,10 +21,16 @@ use crate::api::{
 pub enum AttachError {
     /// Storing the object failed.
     #[error("storing the object: {0}")]
-    Store(#[from] cim_store::Error),
+    Store(Box<cim_store::Error>),
     /// The attach command failed.
     #[error(transparent)]
     Request(#[from] RequestError),
+}
+
+impl From<cim_store::Error> for AttachError {
+    fn from(error: cim_store::Error) -> Self {
+        Self::Store(Box::new(error))
+    }
 }
 
 /// Talks to any instance of the IUS. Cheap to clone.

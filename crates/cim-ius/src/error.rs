@@ -101,9 +101,15 @@ pub enum Error {
     /// The registry could not be asked.
     #[error("the Component Registry is unavailable: {0}")]
     Registry(RequestError),
-    /// The store failed.
+    /// The store failed. Boxed: the store's error is large and this is the cold path.
     #[error(transparent)]
-    Store(#[from] cim_store::Error),
+    Store(Box<cim_store::Error>),
+}
+
+impl From<cim_store::Error> for Error {
+    fn from(error: cim_store::Error) -> Self {
+        Self::Store(Box::new(error))
+    }
 }
 
 /// Result of the IUS's operations.

@@ -74,7 +74,7 @@ impl Ius {
         let mut state: Option<(UnitState, cim_cid::Cid, cim_cid::Cid)> = None;
         for event in &stored {
             let corrupt = |reason: String| {
-                Error::Store(cim_store::Error::CorruptEvent { seq: event.seq, cid: Some(event.event.cid), reason })
+                Error::from(cim_store::Error::CorruptEvent { seq: event.seq, cid: Some(event.event.cid), reason })
             };
             let decoded = events::decode(event).map_err(corrupt)?;
             let next = apply(id, state.as_ref().map(|s| &s.0), &decoded.change, event.event.envelope.timestamp())

@@ -68,7 +68,7 @@ async fn lifecycle_history_past_states_and_traversal() {
         [&first.event_cid, &patched.event_cid, &related.event_cid, &attached.event_cid, &retired.event_cid]
             .map(String::as_str)
     );
-    assert_eq!(history.events[2].parents, [other.event_cid.clone()], "the causal link is recorded");
+    assert_eq!(history.events[2].parents, std::slice::from_ref(&other.event_cid), "the causal link is recorded");
     assert_eq!(history.events[1].prev.as_deref(), Some(first.event_cid.as_str()));
     assert_eq!(history.events[1].payload["state"], json!(patched.state_cid));
 

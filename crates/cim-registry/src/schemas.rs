@@ -33,12 +33,15 @@ struct Compiled {
     validator: jsonschema::Validator,
 }
 
+/// Compiled versions by (type, version).
+type Cache = Arc<RwLock<HashMap<(String, u64), Arc<Compiled>>>>;
+
 /// The schema registry. Cheap to clone.
 #[derive(Clone)]
 pub struct SchemaRegistry {
     store: EventStore,
     max_schema_bytes: usize,
-    cache: Arc<RwLock<HashMap<(String, u64), Arc<Compiled>>>>,
+    cache: Cache,
 }
 
 impl std::fmt::Debug for SchemaRegistry {
