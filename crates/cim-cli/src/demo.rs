@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::session::Session;
-use crate::settings::Settings;
+use crate::settings::{Settings, Target};
 use crate::{export, verify_cmd};
 
 /// Arguments of `cim demo`.
@@ -117,6 +117,12 @@ pub async fn run(session: &Session, settings: &Settings, args: DemoArgs, out: &O
         "causal_path": path.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "export": exported,
     });
+    // The commands to try next reach this same store.
+    let base = match &settings.target {
+        Target::Embedded => format!("cim --data-dir {}", settings.data_dir.display()),
+        Target::Remote { url, .. } => format!("cim --nats {url}"),
+    };
+    let cim = format!("{base} --namespace {}", settings.store.namespace);
     out.emit(&result, || {
         let mut by_aggregate: BTreeMap<String, Vec<&Appended>> = BTreeMap::new();
         for a in &log {
@@ -140,8 +146,8 @@ pub async fn run(session: &Session, settings: &Settings, args: DemoArgs, out: &O
         text += &format!("\n4. Causal path through the DAG from the registration to the shipment: {} events\n", path.len());
         text += &format!("\n5. Exported the demo to a CAR file (CARv1, root = export manifest):\n   {}\n", export::summary(&exported).replace('\n', "\n   "));
         text += &format!(
-            "\nTry next:\n   cim events read {order}\n   cim dag ancestors {shipped} --format dot | dot -Tsvg > dag.svg\n   \
-             cim objects history {terms_name}\n   cim import {}   (into another store: --namespace copy)\n   cim status",
+            "\nTry next:\n   {cim} events read {order}\n   {cim} dag ancestors {shipped} --format dot | dot -Tsvg > dag.svg\n   \
+             {cim} objects history {terms_name}\n   {base} --namespace copy import {}\n   {cim} status",
             exported.path.display()
         );
         text
