@@ -1,1 +1,3 @@
-mod placeholder {}
+//! Integration tests of the schema registry on a real nats-server.
+
+mod schemas;
