@@ -133,7 +133,11 @@ impl EmbeddedServer {
         client_port: Option<u16>,
     ) -> anyhow::Result<Self> {
         let binary = find_binary(nats_server)?;
-        let config = ServerConfig { client_port, ..ServerConfig::new(data_dir.join("jetstream")) };
+        let config = ServerConfig {
+            server_name: Some("cim-embedded".to_owned()),
+            client_port,
+            ..ServerConfig::new(data_dir.join("jetstream"))
+        };
         let mut server = Server::new(binary, config, data_dir.join("run"))?;
         server.start().await.context("cannot start the embedded nats-server")?;
         tracing::info!(url = server.url().unwrap_or_default(), data_dir = %data_dir.display(), "embedded nats-server started");
