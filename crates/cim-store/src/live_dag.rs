@@ -21,6 +21,10 @@ use crate::read::ordered_events;
 use crate::verify::Problem;
 use crate::{Error, Result, StoredEvent};
 
+/// Most events applied under one write lock (about a millisecond of work),
+/// so that queries are not held up for long during a rebuild.
+const APPLY_CHUNK: usize = 256;
+
 /// A MerkleDAG that follows the event stream. Cheap to clone; the task that
 /// feeds it stops when the last clone is dropped.
 #[derive(Debug, Clone)]
@@ -49,7 +53,7 @@ impl LiveDag {
     pub(crate) async fn start(stream: stream::Stream, names: Names) -> Result<Self> {
         let started = std::time::Instant::now();
         let target = stream.get_info().await.map_err(|e| Error::nats("reading the event stream's state", e))?.state.last_sequence;
-        let mut events = ordered_events(&stream, names.clone(), names.all_events(), DeliverPolicy::All, false).await?;
+        let events = ordered_events(&stream, names.clone(), names.all_events(), DeliverPolicy::All, false).await?;
         let dag = Arc::new(RwLock::new(MerkleDag::new()));
         let problems = Arc::new(Mutex::new(Vec::new()));
         let (applied_tx, applied) = watch::channel(0);
@@ -57,16 +61,34 @@ impl LiveDag {
             let dag = dag.clone();
             let problems = problems.clone();
             async move {
-                while let Some(item) = events.next().await {
-                    match apply(&mut dag.write().expect("DAG lock"), item) {
-                        Ok(Applied { seq, problem }) => {
-                            if let Some(problem) = problem {
-                                error!(%problem, "event stream problem");
-                                problems.lock().expect("problems lock").push(problem);
+                // Whatever the consumer has ready is applied under one lock and
+                // announced once: a lock and a wake-up of every waiter per event
+                // cost more than decoding it. `ready_chunks` never waits for a
+                // chunk to fill, so the live tail is applied as soon as it arrives.
+                let mut chunks = events.ready_chunks(APPLY_CHUNK);
+                let mut found = Vec::new();
+                while let Some(chunk) = chunks.next().await {
+                    let mut last_seq = None;
+                    {
+                        let mut dag = dag.write().expect("DAG lock");
+                        for item in chunk {
+                            match apply(&mut dag, item) {
+                                Ok(Applied { seq, problem }) => {
+                                    found.extend(problem);
+                                    last_seq = Some(seq);
+                                }
+                                Err(e) => warn!(error = %e, "reading the event stream for the DAG"),
                             }
-                            applied_tx.send_replace(seq);
                         }
-                        Err(e) => warn!(error = %e, "reading the event stream for the DAG"),
+                    }
+                    if !found.is_empty() {
+                        for problem in &found {
+                            error!(%problem, "event stream problem");
+                        }
+                        problems.lock().expect("problems lock").append(&mut found);
+                    }
+                    if let Some(seq) = last_seq {
+                        applied_tx.send_replace(seq);
                     }
                 }
             }
