@@ -198,16 +198,17 @@ pub(crate) async fn ordered_events(
     // Count only delivered messages against `pending`: a consumer error (a
     // missed heartbeat, a reconnect) is reported but does not use up a slot.
     let remaining = if bounded { pending } else { u64::MAX };
-    let events = futures::stream::unfold((messages, remaining), move |(mut messages, remaining)| {
-        let names = names.clone();
-        async move {
-            if remaining == 0 {
-                return None;
+    // The names travel in the state rather than being cloned for each event.
+    let events = futures::stream::unfold((messages, remaining, names), |(mut messages, remaining, names)| async move {
+        if remaining == 0 {
+            return None;
+        }
+        match messages.next().await? {
+            Ok(message) => {
+                let event = decode_consumer_message(&names, &message);
+                Some((event, (messages, remaining - 1, names)))
             }
-            match messages.next().await? {
-                Ok(message) => Some((decode_consumer_message(&names, &message), (messages, remaining - 1))),
-                Err(e) => Some((Err(Error::nats("reading events", e)), (messages, remaining))),
-            }
+            Err(e) => Some((Err(Error::nats("reading events", e)), (messages, remaining, names))),
         }
     });
     Ok(events.boxed())
