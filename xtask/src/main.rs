@@ -1,6 +1,7 @@
 //! Repository automation, run as `cargo xtask <task>` (an alias in
 //! `.cargo/config.toml`).
 
+mod bench;
 mod cmd;
 mod demo;
 mod nix;
@@ -30,6 +31,14 @@ enum Task {
     /// Install the tools, build `cim` and run `cim demo` on an embedded
     /// nats-server with a fresh data directory under .cim/.
     Demo,
+    /// Install the tools and run the benchmark harness in release mode:
+    /// `cargo run --release -p cim-bench -- ARGS` (`all` when ARGS are only
+    /// flags; `--quick` for tiny sizes). See docs/benchmarks.md.
+    Bench {
+        /// Workloads and flags for cim-bench (`--help` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +47,7 @@ fn main() -> ExitCode {
         Task::Tools => tools::install(&root),
         Task::Test => test::run_all(&root),
         Task::Demo => demo::run_demo(&root),
+        Task::Bench { args } => bench::run_bench(&root, &args),
     };
     // Not `main() -> Result`: that prints a backtrace whenever RUST_BACKTRACE is set.
     match result {
