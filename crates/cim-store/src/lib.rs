@@ -21,6 +21,7 @@
 
 mod commit;
 mod config;
+mod consume;
 mod error;
 mod events;
 mod kv;

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::Names;
+use crate::consume::{End, next_readable as last_readable_from};
 use crate::read::ordered_events;
 use crate::verify::Problem;
 use crate::{Error, Result, StoredEvent};
@@ -24,6 +25,10 @@ use crate::{Error, Result, StoredEvent};
 /// Most events applied under one write lock (about a millisecond of work),
 /// so that queries are not held up for long during a rebuild.
 const APPLY_CHUNK: usize = 256;
+
+/// How long the DAG may fall short of a sequence it waits for before the
+/// server is asked whether that sequence is readable at all.
+const STALL_PROBE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A MerkleDAG that follows the event stream. Cheap to clone; the task that
 /// feeds it stops when the last clone is dropped.
@@ -37,7 +42,10 @@ struct Shared {
     dag: Arc<RwLock<MerkleDag>>,
     problems: Arc<Mutex<Vec<Problem>>>,
     applied: watch::Receiver<u64>,
+    /// Also held by the feeder; `wait_for` advances it past unreadable messages.
+    applied_tx: Arc<watch::Sender<u64>>,
     stream: stream::Stream,
+    names: Names,
     feeder: JoinHandle<()>,
 }
 
@@ -52,12 +60,15 @@ impl LiveDag {
     /// every event stored when it started; then it keeps following.
     pub(crate) async fn start(stream: stream::Stream, names: Names) -> Result<Self> {
         let started = std::time::Instant::now();
-        let target = stream.get_info().await.map_err(|e| Error::nats("reading the event stream's state", e))?.state.last_sequence;
-        let events = ordered_events(&stream, names.clone(), names.all_events(), DeliverPolicy::All, false).await?;
+        let state = stream.get_info().await.map_err(|e| Error::nats("reading the event stream's state", e))?.state;
+        let (first_seq, target) = (state.first_sequence.max(1), state.last_sequence);
+        let events = ordered_events(&stream, names.clone(), names.all_events(), DeliverPolicy::All, End::Never).await?;
         let dag = Arc::new(RwLock::new(MerkleDag::new()));
         let problems = Arc::new(Mutex::new(Vec::new()));
         let (applied_tx, applied) = watch::channel(0);
+        let applied_tx = Arc::new(applied_tx);
         let feeder = tokio::spawn({
+            let applied_tx = applied_tx.clone();
             let dag = dag.clone();
             let problems = problems.clone();
             async move {
@@ -69,14 +80,14 @@ impl LiveDag {
                 let mut found = Vec::new();
                 while let Some(chunk) = chunks.next().await {
                     let mut last_seq = None;
+                    // Sequences up to `applied` are accounted for, including
+                    // unreadable ones `wait_for` gave up on.
+                    let mut next_seq = (*applied_tx.borrow() + 1).max(first_seq);
                     {
                         let mut dag = dag.write().expect("DAG lock");
                         for item in chunk {
-                            match apply(&mut dag, item) {
-                                Ok(Applied { seq, problem }) => {
-                                    found.extend(problem);
-                                    last_seq = Some(seq);
-                                }
+                            match apply(&mut dag, item, &mut next_seq, &mut found) {
+                                Ok(Applied { seq, .. }) => last_seq = Some(seq),
                                 Err(e) => warn!(error = %e, "reading the event stream for the DAG"),
                             }
                         }
@@ -88,12 +99,12 @@ impl LiveDag {
                         problems.lock().expect("problems lock").append(&mut found);
                     }
                     if let Some(seq) = last_seq {
-                        applied_tx.send_replace(seq);
+                        applied_tx.send_if_modified(|applied| std::mem::replace(applied, seq.max(*applied)) != *applied);
                     }
                 }
             }
         });
-        let live = Self { shared: Arc::new(Shared { dag, problems, applied, stream, feeder }) };
+        let live = Self { shared: Arc::new(Shared { dag, problems, applied, applied_tx, stream, names, feeder }) };
         live.wait_for(target).await?;
         let dag = live.read();
         info!(events = dag.len(), aggregates = dag.aggregate_count(), elapsed = ?started.elapsed(), "MerkleDAG rebuilt from the event stream");
@@ -107,13 +118,30 @@ impl LiveDag {
         self.wait_for(info.state.last_sequence).await
     }
 
+    /// Waits until every message up to `seq` is applied. When the feed stalls
+    /// short of it and the server has no readable message left up to `seq`
+    /// (it skips messages it cannot load), those sequences are recorded as
+    /// missing and the wait ends.
     async fn wait_for(&self, seq: u64) -> Result<()> {
         let mut applied = self.shared.applied.clone();
-        applied
-            .wait_for(|&applied| applied >= seq)
-            .await
-            .map(|_| ())
-            .map_err(|_| Error::nats("following the event stream", "the stream's consumer stopped"))
+        loop {
+            let reached = tokio::time::timeout(STALL_PROBE, applied.wait_for(|&applied| applied >= seq)).await.map(|r| r.is_ok());
+            match reached {
+                Ok(true) => return Ok(()),
+                Ok(false) => return Err(Error::nats("following the event stream", "the stream's consumer stopped")),
+                Err(_stalled) => {
+                    let from = *applied.borrow() + 1;
+                    let readable = last_readable_from(&self.shared.stream, &self.shared.names.all_events(), from).await?;
+                    if readable.is_none_or(|next| next > seq) {
+                        let missing = Problem::Missing { from, to: seq };
+                        error!(problem = %missing, "event stream problem");
+                        self.shared.problems.lock().expect("problems lock").push(missing);
+                        self.shared.applied_tx.send_if_modified(|applied| std::mem::replace(applied, seq.max(*applied)) != *applied);
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 
     /// Read access to the DAG. Do not hold it across an `.await`.
@@ -146,20 +174,29 @@ impl LiveDag {
 /// The outcome of applying one message to a DAG.
 pub(crate) struct Applied {
     pub seq: u64,
-    pub problem: Option<Problem>,
+    /// Whether the event entered the DAG (otherwise a problem says why).
+    pub inserted: bool,
 }
 
-/// Inserts a read event into `dag`. A corrupt message or a chain violation
-/// becomes a [`Problem`] (the event stays out of the DAG); a failure to read
-/// at all is an error.
-pub(crate) fn apply(dag: &mut MerkleDag, item: Result<StoredEvent>) -> Result<Applied> {
-    match item {
+/// Inserts a read event into `dag`, which holds every readable event before
+/// stream sequence `next_seq`. A corrupt message, a chain violation, or
+/// sequences skipped since `next_seq` (messages the server cannot load)
+/// become [`Problem`]s; a failure to read at all is an error.
+pub(crate) fn apply(dag: &mut MerkleDag, item: Result<StoredEvent>, next_seq: &mut u64, problems: &mut Vec<Problem>) -> Result<Applied> {
+    let (seq, problem) = match item {
         Ok(stored) => match dag.insert(&stored.event, stored.seq) {
-            Ok(_) => Ok(Applied { seq: stored.seq, problem: None }),
-            Err(DagError::Chain(error)) => Ok(Applied { seq: stored.seq, problem: Some(Problem::Chain { seq: stored.seq, error: *error }) }),
-            Err(other) => Err(Error::Config(format!("the MerkleDAG cannot hold the store: {other}"))),
+            Ok(_) => (stored.seq, None),
+            Err(DagError::Chain(error)) => (stored.seq, Some(Problem::Chain { seq: stored.seq, error: *error })),
+            Err(other) => return Err(Error::Config(format!("the MerkleDAG cannot hold the store: {other}"))),
         },
-        Err(Error::CorruptEvent { seq, cid, reason }) => Ok(Applied { seq, problem: Some(Problem::Corrupt { seq, cid, reason }) }),
-        Err(other) => Err(other),
+        Err(Error::CorruptEvent { seq, cid, reason }) => (seq, Some(Problem::Corrupt { seq, cid, reason })),
+        Err(other) => return Err(other),
+    };
+    if seq > *next_seq {
+        problems.push(Problem::Missing { from: *next_seq, to: seq - 1 });
     }
+    *next_seq = seq + 1;
+    let inserted = problem.is_none();
+    problems.extend(problem);
+    Ok(Applied { seq, inserted })
 }

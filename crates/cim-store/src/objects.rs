@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::warn;
 
+use crate::consume::{End, last_seq_of, ordered_messages};
 use crate::{Error, Result, StoreConfig, provision};
 
 /// Chunks requested from the server at a time when reading an object, so a
@@ -239,27 +240,15 @@ impl ObjectStore {
         let chunks: BoxStream<'static, Result<Bytes>> = if info.chunks == 0 {
             futures::stream::empty().boxed()
         } else {
-            let consumer = self
-                .inner
-                .stream
-                .create_consumer(OrderedConfig {
-                    filter_subject: self.chunk_subject(&info.nuid),
-                    max_batch: READ_BATCH_CHUNKS,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| Error::nats("reading an object", e))?;
-            let stored = consumer.cached_info().num_pending;
-            if stored != info.chunks as u64 {
-                return Err(Error::CorruptObject {
-                    cid: *cid,
-                    reason: format!("its metadata lists {} chunks but {stored} are stored", info.chunks),
-                });
+            let chunk_subject = self.chunk_subject(&info.nuid);
+            let last = last_seq_of(&self.inner.stream, &chunk_subject).await?;
+            if last == 0 {
+                return Err(Error::CorruptObject { cid: *cid, reason: format!("its metadata lists {} chunks but none are stored", info.chunks) });
             }
-            let messages = consumer.messages().await.map_err(|e| Error::nats("reading an object", e))?;
-            messages
-                .take(info.chunks)
-                .map(|m| m.map(|m| m.split().0.payload).map_err(|e| Error::nats("reading an object chunk", e)))
+            let config = OrderedConfig { filter_subject: chunk_subject, max_batch: READ_BATCH_CHUNKS, ..Default::default() };
+            ordered_messages(&self.inner.stream, config, End::At(last))
+                .await?
+                .map(|m| m.map(|m| m.split().0.payload))
                 .boxed()
         };
         Ok(ObjectReader { meta, chunks, hasher: Some(RawHasher::default()) })

@@ -7,6 +7,7 @@ use async_nats::jetstream::stream;
 use cim_cid::{AggregateKey, Cid, Timestamp};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
+use crate::consume::{End, last_seq_of, ordered_messages};
 use crate::message::{decode_consumer_message, decode_stream_message};
 use crate::{Error, EventStore, Result, StoredEvent};
 
@@ -90,14 +91,24 @@ impl EventStore {
     }
 
     /// An aggregate's events as a stream, for aggregates too long to hold.
+    /// Each event must link the one before it: a version missing from the
+    /// stream (a message the server cannot load) is an error naming it.
     pub async fn aggregate_events(
         &self,
         aggregate: &AggregateKey,
         query: AggregateQuery,
     ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
         let subject = self.names().aggregate_subject(aggregate);
-        let events = self.ordered(subject, DeliverPolicy::All, true).await?;
+        let end = End::At(last_seq_of(self.stream(), &subject).await?);
+        let events = self.ordered(subject, DeliverPolicy::All, end).await?;
+        let mut previous: Option<(u64, Cid)> = None;
         Ok(events
+            .map(move |item| {
+                let stored = item?;
+                check_follows(previous.as_ref(), &stored)?;
+                previous = Some((stored.version(), stored.event.cid));
+                Ok(stored)
+            })
             .try_skip_while(move |event| futures::future::ready(Ok(!query.admits(event))))
             .try_take_while(move |event| futures::future::ready(Ok(!query.is_past_end(event))))
             .boxed())
@@ -106,14 +117,15 @@ impl EventStore {
     /// Every event from `start` up to the last one stored when called, in
     /// stream order. Corrupt events are yielded as errors and reading goes on.
     pub async fn read_log(&self, start: StartAt) -> Result<BoxStream<'static, Result<StoredEvent>>> {
-        self.ordered(self.names().all_events(), start.deliver_policy(), true).await
+        let end = End::At(self.log_state().await?.last_seq);
+        self.ordered(self.names().all_events(), start.deliver_policy(), end).await
     }
 
     /// Every event from `start`, then each new event as it is stored; never
     /// ends. Catch-up and tail are one ordered consumer, so nothing is missed
     /// or repeated between them.
     pub async fn subscribe(&self, start: StartAt) -> Result<BoxStream<'static, Result<StoredEvent>>> {
-        self.ordered(self.names().all_events(), start.deliver_policy(), false).await
+        self.ordered(self.names().all_events(), start.deliver_policy(), End::Never).await
     }
 
     /// One event by CID, verified.
@@ -138,15 +150,9 @@ impl EventStore {
         Ok(LogState::from(&info))
     }
 
-    /// Verified events through an ordered consumer. `bounded` streams end
-    /// after the events pending when the consumer was created.
-    async fn ordered(
-        &self,
-        filter_subject: String,
-        deliver_policy: DeliverPolicy,
-        bounded: bool,
-    ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
-        ordered_events(self.stream(), self.names().clone(), filter_subject, deliver_policy, bounded).await
+    /// Verified events through an ordered consumer, up to `end`.
+    async fn ordered(&self, filter_subject: String, deliver_policy: DeliverPolicy, end: End) -> Result<BoxStream<'static, Result<StoredEvent>>> {
+        ordered_events(self.stream(), self.names().clone(), filter_subject, deliver_policy, end).await
     }
 }
 
@@ -184,32 +190,27 @@ pub(crate) async fn ordered_events(
     names: crate::config::Names,
     filter_subject: String,
     deliver_policy: DeliverPolicy,
-    bounded: bool,
+    end: End,
 ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
-    let consumer = stream
-        .create_consumer(OrderedConfig { filter_subject, deliver_policy, ..Default::default() })
-        .await
-        .map_err(|e| Error::nats("creating an ordered consumer", e))?;
-    let pending = consumer.cached_info().num_pending;
-    if bounded && pending == 0 {
-        return Ok(futures::stream::empty().boxed());
+    let messages = ordered_messages(stream, OrderedConfig { filter_subject, deliver_policy, ..Default::default() }, end).await?;
+    Ok(messages.map(move |message| decode_consumer_message(&names, &message?)).boxed())
+}
+
+/// Checks that `stored` is the event after `previous` in its aggregate.
+fn check_follows(previous: Option<&(u64, Cid)>, stored: &StoredEvent) -> Result<()> {
+    let Some((version, cid)) = previous else { return Ok(()) };
+    let envelope = &stored.event.envelope;
+    if envelope.version() == version + 1 && envelope.prev() == Some(cid) {
+        return Ok(());
     }
-    let messages = consumer.messages().await.map_err(|e| Error::nats("reading events", e))?;
-    // Count only delivered messages against `pending`: a consumer error (a
-    // missed heartbeat, a reconnect) is reported but does not use up a slot.
-    let remaining = if bounded { pending } else { u64::MAX };
-    // The names travel in the state rather than being cloned for each event.
-    let events = futures::stream::unfold((messages, remaining, names), |(mut messages, remaining, names)| async move {
-        if remaining == 0 {
-            return None;
-        }
-        match messages.next().await? {
-            Ok(message) => {
-                let event = decode_consumer_message(&names, &message);
-                Some((event, (messages, remaining - 1, names)))
-            }
-            Err(e) => Some((Err(Error::nats("reading events", e)), (messages, remaining, names))),
-        }
-    });
-    Ok(events.boxed())
+    let missing = envelope.prev().map_or_else(String::new, |prev| format!(" (its prev names {prev})"));
+    Err(Error::CorruptEvent {
+        seq: stored.seq,
+        cid: Some(stored.event.cid),
+        reason: format!(
+            "version {} of {} follows version {version} ({cid}) in the stream: the events between are missing or unreadable{missing}",
+            envelope.version(),
+            envelope.aggregate(),
+        ),
+    })
 }

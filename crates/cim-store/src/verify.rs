@@ -25,6 +25,15 @@ pub enum Problem {
         /// What is wrong.
         reason: String,
     },
+    /// The stream holds messages at these sequences that the server cannot
+    /// read (it skips messages whose stored checksum fails): the events are
+    /// lost from this copy of the store.
+    Missing {
+        /// First missing sequence.
+        from: u64,
+        /// Last missing sequence.
+        to: u64,
+    },
     /// The event at `seq` is intact but breaks its chain.
     Chain {
         /// Stream sequence.
@@ -38,7 +47,7 @@ impl Problem {
     /// Stream sequence of the offending message.
     pub fn seq(&self) -> u64 {
         match self {
-            Self::Corrupt { seq, .. } | Self::Chain { seq, .. } => *seq,
+            Self::Corrupt { seq, .. } | Self::Chain { seq, .. } | Self::Missing { from: seq, .. } => *seq,
         }
     }
 }
@@ -49,6 +58,10 @@ impl fmt::Display for Problem {
             Self::Corrupt { seq, cid: Some(cid), reason } => write!(f, "stream sequence {seq}: event {cid} is corrupt: {reason}"),
             Self::Corrupt { seq, cid: None, reason } => write!(f, "stream sequence {seq}: corrupt message: {reason}"),
             Self::Chain { seq, error } => write!(f, "stream sequence {seq}: {error}"),
+            Self::Missing { from, to } if from == to => {
+                write!(f, "stream sequence {from}: the server cannot read this message (damaged storage?)")
+            }
+            Self::Missing { from, to } => write!(f, "stream sequences {from}-{to}: the server cannot read these messages (damaged storage?)"),
         }
     }
 }
@@ -78,22 +91,24 @@ impl EventStore {
     /// decodes it, and checks every chain and parent link, exactly as a
     /// DAG rebuild does. `progress(done, total)` is called as it goes.
     pub async fn verify(&self, mut progress: impl FnMut(u64, u64)) -> Result<VerifyReport> {
-        let total = self.log_state().await?.events;
+        let state = self.log_state().await?;
+        let total = state.events;
         let mut events = self.read_log(StartAt::Beginning).await?;
         let mut dag = MerkleDag::with_capacity(total as usize);
         let mut report = VerifyReport::default();
+        let mut next_seq = state.first_seq.max(1);
         let mut done = 0;
         while let Some(item) = events.next().await {
-            let applied = apply(&mut dag, item)?;
+            let applied = apply(&mut dag, item, &mut next_seq, &mut report.problems)?;
             report.last_seq = applied.seq;
-            match applied.problem {
-                Some(problem) => report.problems.push(problem),
-                None => report.verified += 1,
-            }
+            report.verified += u64::from(applied.inserted);
             done += 1;
             if done % 1024 == 0 || done == total {
                 progress(done, total);
             }
+        }
+        if next_seq <= state.last_seq {
+            report.problems.push(Problem::Missing { from: next_seq, to: state.last_seq });
         }
         report.aggregates = dag.aggregate_count() as u64;
         Ok(report)

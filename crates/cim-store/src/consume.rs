@@ -1,0 +1,116 @@
+//! Ordered consumers that end: the one place the store reads a range of a
+//! stream.
+//!
+//! A bounded read ends at the last sequence that matched when it began,
+//! rather than after a count of pending messages, because JetStream skips
+//! messages it cannot load (a damaged block on disk) while still counting
+//! them: waiting for the count would wait forever. When nothing arrives for
+//! a while, a direct get asks whether anything readable remains in range.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::{self, stream};
+use futures::stream::{BoxStream, StreamExt};
+
+use crate::{Error, Result};
+
+/// How long a bounded read waits for the next message before asking the
+/// server whether any readable message is left in range.
+const IDLE_PROBE: Duration = Duration::from_secs(2);
+
+/// Where a read stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// After the message at this stream sequence (or the last readable one before it).
+    At(u64),
+    /// Never: follow the stream live.
+    Never,
+}
+
+/// The stream sequence of the last message on `subject` (wildcards allowed), 0 if none.
+pub(crate) async fn last_seq_of(stream: &stream::Stream, subject: &str) -> Result<u64> {
+    match stream.direct_get_last_for_subject(subject).await {
+        Ok(message) => Ok(message.sequence),
+        Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(0),
+        Err(e) => Err(Error::nats("reading the last message of a subject", e)),
+    }
+}
+
+/// Messages of an ordered consumer created with `config`, in stream order,
+/// until `end`. Consumer errors are yielded and reading goes on.
+pub(crate) async fn ordered_messages(
+    stream: &stream::Stream,
+    config: OrderedConfig,
+    end: End,
+) -> Result<BoxStream<'static, Result<jetstream::Message>>> {
+    if end == End::At(0) {
+        return Ok(futures::stream::empty().boxed());
+    }
+    let filter = config.filter_subject.clone();
+    let consumer = stream.create_consumer(config).await.map_err(|e| Error::nats("creating an ordered consumer", e))?;
+    if end != End::Never && consumer.cached_info().num_pending == 0 {
+        return Ok(futures::stream::empty().boxed());
+    }
+    let messages = consumer.messages().await.map_err(|e| Error::nats("reading a stream", e))?;
+    let state = Reader { messages, stream: stream.clone(), filter, end, last: 0, done: false };
+    Ok(futures::stream::unfold(state, Reader::next).boxed())
+}
+
+struct Reader {
+    messages: jetstream::consumer::pull::Ordered,
+    stream: stream::Stream,
+    filter: String,
+    end: End,
+    /// Sequence of the last message delivered.
+    last: u64,
+    done: bool,
+}
+
+impl Reader {
+    async fn next(mut self) -> Option<(Result<jetstream::Message>, Self)> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let End::At(end) = self.end else {
+                let item = self.messages.next().await?;
+                return Some((self.deliver(item), self));
+            };
+            match tokio::time::timeout(IDLE_PROBE, self.messages.next()).await {
+                Ok(Some(item)) => {
+                    let item = self.deliver(item);
+                    self.done = self.last >= end;
+                    return Some((item, self));
+                }
+                Ok(None) => return None,
+                Err(_idle) => match next_readable(&self.stream, &self.filter, self.last + 1).await {
+                    Ok(Some(seq)) if seq <= end => continue,
+                    Ok(_) => return None,
+                    Err(e) => {
+                        self.done = true;
+                        return Some((Err(e), self));
+                    }
+                },
+            }
+        }
+    }
+
+    fn deliver(&mut self, item: Result<jetstream::Message, jetstream::consumer::pull::OrderedError>) -> Result<jetstream::Message> {
+        let message = item.map_err(|e| Error::nats("reading a stream", e))?;
+        if let Ok(info) = message.info() {
+            self.last = info.stream_sequence;
+        }
+        Ok(message)
+    }
+}
+
+/// The sequence of the first message on `filter` at or after `from` that the
+/// server can read, if any.
+pub(crate) async fn next_readable(stream: &stream::Stream, filter: &str, from: u64) -> Result<Option<u64>> {
+    match stream.direct_get_next_for_subject(filter, Some(from)).await {
+        Ok(message) => Ok(Some(message.sequence)),
+        Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::nats("probing a stream for readable messages", e)),
+    }
+}
