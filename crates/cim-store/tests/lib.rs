@@ -4,6 +4,7 @@ mod common;
 
 mod append;
 mod bad_input;
+mod cluster;
 mod concurrency;
 mod corruption;
 mod crash;
