@@ -105,10 +105,31 @@ impl ChildReport {
     }
 }
 
+/// Environment variable naming a command that children run under, e.g.
+/// `perf record -e cpu-clock -g -o /tmp/rebuild.data --` (split on spaces);
+/// with `CIM_BENCH_PREFIX_PHASE` set to a phase (e.g. `store-rebuild`) only
+/// that phase runs under it.
+pub const PREFIX_ENV: &str = "CIM_BENCH_CHILD_PREFIX";
+
 /// Runs `args` in a child process of this binary and returns its report.
 pub async fn run(args: &ChildArgs) -> Result<ChildReport> {
     let exe = std::env::current_exe().context("locating the cim-bench binary")?;
-    let output = tokio::process::Command::new(&exe)
+    let phase = args.to_args().remove(0);
+    let prefix: Vec<String> = match std::env::var(PREFIX_ENV) {
+        Ok(prefix) if std::env::var("CIM_BENCH_PREFIX_PHASE").map_or(true, |p| p == phase) => {
+            prefix.split_whitespace().map(str::to_owned).collect()
+        }
+        _ => Vec::new(),
+    };
+    let mut command = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(rest).arg(&exe);
+            command
+        }
+        None => tokio::process::Command::new(&exe),
+    };
+    let output = command
         .arg(ARG)
         .args(args.to_args())
         .stderr(std::process::Stdio::inherit())

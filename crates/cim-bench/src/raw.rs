@@ -62,6 +62,24 @@ pub async fn publish_window(
     Ok((started.elapsed(), latencies))
 }
 
+/// The headers the store puts on message `i` of a run that publishes, in
+/// order into an empty stream, events of `subjects` aggregates round-robin
+/// (message `i` on subject `i % subjects`, stored at sequence `i + 1`): its
+/// CID as message id, and as expected last subject sequence that of message
+/// `i - subjects` — left out when that message is in the same atomic batch
+/// (from `batch_start` on), as JetStream allows it only on a subject's first
+/// message in a batch.
+pub fn store_headers(cid: &cim_cid::Cid, i: usize, subjects: usize, batch_start: usize) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, cid.to_string().as_str());
+    let previous = i.checked_sub(subjects);
+    if previous.is_none_or(|p| p < batch_start) {
+        let expected = previous.map_or(0, |p| p + 1);
+        headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
+    }
+    headers
+}
+
 /// Publishes `messages` one at a time, each awaiting its ack.
 pub async fn publish_sequential(js: &jetstream::Context, messages: Vec<RawMessage>) -> Result<(Duration, Latencies)> {
     let mut latencies = Latencies::with_capacity(messages.len());
@@ -80,17 +98,19 @@ pub async fn publish_sequential(js: &jetstream::Context, messages: Vec<RawMessag
 
 /// Publishes `messages` as one JetStream atomic batch (all but the last
 /// through core NATS, the last with the commit marker through JetStream) and
-/// awaits the commit's ack.
+/// awaits the commit's ack. `headers(i)` gives extra headers for the
+/// batch's message `i`.
 pub async fn publish_batch(
     client: &async_nats::Client,
     js: &jetstream::Context,
     messages: &[RawMessage],
+    headers: impl Fn(usize) -> Option<HeaderMap>,
 ) -> Result<()> {
     ensure!(!messages.is_empty(), "an atomic batch needs a message");
     let batch_id = nuid::next().to_string();
     let last = messages.len();
     for (i, (subject, payload)) in messages.iter().enumerate() {
-        let mut headers = HeaderMap::new();
+        let mut headers = headers(i).unwrap_or_default();
         headers.insert(NATS_BATCH_ID, batch_id.as_str());
         headers.insert(NATS_BATCH_SEQUENCE, (i + 1).to_string().as_str());
         if i + 1 == last {

@@ -5,7 +5,6 @@
 
 use anyhow::Result;
 use async_nats::HeaderMap;
-use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
 use cim_cid::Cid;
 use cim_store::CommitMode;
 use serde_json::json;
@@ -48,17 +47,9 @@ impl Plan {
         self.events.iter().map(|(n, _, _, bytes)| (raw::subject(namespace, *n), bytes.clone())).collect()
     }
 
-    /// The store's headers for message `i`: its CID as message id and the
-    /// stream sequence of its aggregate's previous event as expectation
-    /// (publishing in order into an empty stream, message `i` gets sequence `i + 1`).
+    /// The store's headers for message `i`.
     fn store_headers(&self, aggregates: usize) -> impl Fn(usize) -> Option<HeaderMap> + '_ {
-        move |i| {
-            let mut headers = HeaderMap::new();
-            headers.insert(NATS_MESSAGE_ID, self.events[i].2.to_string().as_str());
-            let expected = if i >= aggregates { i - aggregates + 1 } else { 0 };
-            headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
-            Some(headers)
-        }
+        move |i| Some(raw::store_headers(&self.events[i].2, i, aggregates, 0))
     }
 
     /// The same events as the store's callers make them, split among

@@ -48,11 +48,11 @@ pub async fn run(bench: &Bench) -> Result<WorkloadReport> {
         let (c, version) = (i % callers, (i / callers) as u64 + 1);
         let (cid, bytes) = maker.encode(c, version, heads[c], Vec::new())?;
         heads[c] = Some(cid);
-        encoded.push((c, bytes));
+        encoded.push((c, cid, bytes));
     }
-    let bytes = |n: usize| encoded[..n].iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+    let bytes = |n: usize| encoded[..n].iter().map(|(_, _, b)| b.len() as u64).sum::<u64>();
     let messages = |namespace: &str, n: usize| -> Vec<RawMessage> {
-        encoded[..n].iter().map(|(c, b)| (raw::subject(namespace, *c), b.clone())).collect()
+        encoded[..n].iter().map(|(c, _, b)| (raw::subject(namespace, *c), b.clone())).collect()
     };
 
     let client = bench.connect(true).await?;
@@ -88,24 +88,31 @@ pub async fn run(bench: &Bench) -> Result<WorkloadReport> {
     batch_sizes.dedup();
     let mut batch_rows = Vec::new();
     for size in batch_sizes {
-        let namespace = fresh_namespace("w3bat");
-        raw::create_event_stream(&js, &namespace).await?;
-        let all = messages(&namespace, p.durable_events);
-        let mut latencies = Latencies::with_capacity(all.len() / size + 1);
-        let started = Instant::now();
-        for batch in all.chunks(size) {
-            let sent = Instant::now();
-            raw::publish_batch(&client, &js, batch).await?;
-            latencies.record(sent.elapsed());
+        for with_headers in [false, true] {
+            let namespace = fresh_namespace("w3bat");
+            raw::create_event_stream(&js, &namespace).await?;
+            let all = messages(&namespace, p.durable_events);
+            let mut latencies = Latencies::with_capacity(all.len() / size + 1);
+            let started = Instant::now();
+            for (b, batch) in all.chunks(size).enumerate() {
+                let start = b * size;
+                let headers = |i: usize| {
+                    with_headers.then(|| raw::store_headers(&encoded[start + i].1, start + i, callers, start))
+                };
+                let sent = Instant::now();
+                raw::publish_batch(&client, &js, batch, headers).await?;
+                latencies.record(sent.elapsed());
+            }
+            let what = if with_headers { " + store's headers" } else { "" };
+            let label = format!("raw atomic batches of {size}{what} (latency per batch)");
+            batch_rows.push(Row::new(
+                label,
+                p.durable_events as u64,
+                bytes(p.durable_events),
+                started.elapsed(),
+                Some(&mut latencies),
+            ));
         }
-        let row = Row::new(
-            format!("raw atomic batches of {size} (latency per batch)"),
-            p.durable_events as u64,
-            bytes(p.durable_events),
-            started.elapsed(),
-            Some(&mut latencies),
-        );
-        batch_rows.push(row);
     }
 
     report.checks.push(Check::at_least("store group commit: events/s", store_row.ops_per_sec, TARGET_EVENTS_PER_SEC));
