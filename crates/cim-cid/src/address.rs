@@ -28,8 +28,8 @@ pub fn raw_cid(bytes: &[u8]) -> Cid {
 
 /// Builds a CIDv1 from a codec and a sha2-256 digest.
 pub fn cid_from_digest(codec: u64, digest: &[u8; DIGEST_LEN]) -> Cid {
-    let multihash = multihash::Multihash::<64>::wrap(SHA2_256, digest)
-        .expect("a 32-byte digest always fits a 64-byte multihash");
+    let multihash =
+        multihash::Multihash::<64>::wrap(SHA2_256, digest).expect("a 32-byte digest always fits a 64-byte multihash");
     Cid::new_v1(codec, multihash)
 }
 
@@ -46,9 +46,7 @@ pub fn sha256_digest(cid: &Cid) -> Result<[u8; DIGEST_LEN]> {
     if hash.code() != SHA2_256 {
         return Err(Error::UnsupportedCid { cid: *cid, reason: "multihash is not sha2-256 (0x12)" });
     }
-    hash.digest()
-        .try_into()
-        .map_err(|_| Error::UnsupportedCid { cid: *cid, reason: "sha2-256 digest is not 32 bytes" })
+    hash.digest().try_into().map_err(|_| Error::UnsupportedCid { cid: *cid, reason: "sha2-256 digest is not 32 bytes" })
 }
 
 /// Checks that `block` hashes to `cid` under the CID's own codec.

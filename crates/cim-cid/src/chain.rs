@@ -34,7 +34,9 @@ pub enum ChainError {
         found: u64,
     },
     /// A second event claims a version the chain already has.
-    #[error("fork in {aggregate}: event {cid} claims version {version}, but the chain is already at version {head_version}")]
+    #[error(
+        "fork in {aggregate}: event {cid} claims version {version}, but the chain is already at version {head_version}"
+    )]
     Fork {
         /// The aggregate.
         aggregate: AggregateKey,
@@ -96,7 +98,12 @@ pub fn check_next(state: &impl ChainState, event: &Event) -> Result<(), ChainErr
         return Err(ChainError::Fork { aggregate: envelope.aggregate(), cid: event.cid, version, head_version });
     }
     if version > head_version + 1 {
-        return Err(ChainError::Gap { aggregate: envelope.aggregate(), cid: event.cid, expected: head_version + 1, found: version });
+        return Err(ChainError::Gap {
+            aggregate: envelope.aggregate(),
+            cid: event.cid,
+            expected: head_version + 1,
+            found: version,
+        });
     }
     if envelope.prev() != head_cid.as_ref() {
         return Err(ChainError::BrokenPrev {
@@ -139,7 +146,8 @@ impl ChainVerifier {
         let applies = !matches!(outcome, Err(ChainError::Fork { .. } | ChainError::Duplicate { .. }));
         if applies {
             let envelope = &event.envelope;
-            self.heads.insert(head_key(envelope.aggregate_type(), envelope.aggregate_id()), (envelope.version(), event.cid));
+            self.heads
+                .insert(head_key(envelope.aggregate_type(), envelope.aggregate_id()), (envelope.version(), event.cid));
             self.known.insert(event.cid);
         }
         if let Err(problem) = &outcome {

@@ -27,7 +27,10 @@ pub fn decode_dag_cbor<T: DeserializeOwned + Serialize>(what: &'static str, byte
     let value: T = serde_ipld_dagcbor::from_slice(bytes).map_err(|e| Error::Decode { what, reason: e.to_string() })?;
     let canonical = serde_ipld_dagcbor::to_vec(&value).map_err(|e| Error::Decode { what, reason: e.to_string() })?;
     if canonical != bytes {
-        return Err(Error::Decode { what, reason: "not in canonical form: encoding the decoded value gives different bytes".to_owned() });
+        return Err(Error::Decode {
+            what,
+            reason: "not in canonical form: encoding the decoded value gives different bytes".to_owned(),
+        });
     }
     Ok(value)
 }

@@ -73,7 +73,13 @@ impl FromStr for AggregateKey {
     }
 }
 
-fn validate_name(what: &'static str, value: &str, max: usize, allowed: impl Fn(u8) -> bool, hint: &'static str) -> Result<()> {
+fn validate_name(
+    what: &'static str,
+    value: &str,
+    max: usize,
+    allowed: impl Fn(u8) -> bool,
+    hint: &'static str,
+) -> Result<()> {
     let invalid = |reason| Err(Error::InvalidName { what, value: value.to_owned(), reason });
     if value.is_empty() {
         return invalid("must not be empty");
@@ -143,9 +149,8 @@ impl Timestamp {
 
     /// Parses an RFC 3339 date-time such as `2026-11-22T05:00:00Z`.
     pub fn parse_rfc3339(text: &str) -> Result<Self> {
-        let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|e| {
-            Error::InvalidName { what: "timestamp", value: text.to_owned(), reason: rfc3339_hint(e) }
-        })?;
+        let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| Error::InvalidName { what: "timestamp", value: text.to_owned(), reason: rfc3339_hint(e) })?;
         Ok(Self((parsed.unix_timestamp_nanos() / 1_000) as i64))
     }
 
@@ -162,9 +167,8 @@ fn rfc3339_hint(_: time::error::Parse) -> &'static str {
 impl fmt::Display for Timestamp {
     /// RFC 3339 in UTC with microseconds, or the raw integer when out of range.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let format = time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-        );
+        let format =
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
         match self.to_offset_date_time().and_then(|t| t.format(&format).ok()) {
             Some(text) => f.write_str(&text),
             None => write!(f, "{}us", self.0),
@@ -363,7 +367,10 @@ impl EventEnvelope {
 fn check_event_link(field: &'static str, cid: &Cid) -> Result<()> {
     sha256_digest(cid).map_err(|e| Error::InvalidEnvelope { field, reason: e.to_string() })?;
     if cid.codec() != DAG_CBOR {
-        return Err(Error::InvalidEnvelope { field, reason: format!("{cid} is not a dag-cbor CID, so it cannot be an event") });
+        return Err(Error::InvalidEnvelope {
+            field,
+            reason: format!("{cid} is not a dag-cbor CID, so it cannot be an event"),
+        });
     }
     Ok(())
 }

@@ -17,12 +17,14 @@ mod chain;
 mod codec;
 mod event;
 
-pub use address::{DAG_CBOR, DIGEST_LEN, RAW, RawHasher, SHA2_256, cid_from_digest, dag_cbor_cid, raw_cid, sha256_digest, verify_block};
+pub use address::{
+    DAG_CBOR, DIGEST_LEN, RAW, RawHasher, SHA2_256, cid_from_digest, dag_cbor_cid, raw_cid, sha256_digest, verify_block,
+};
 pub use chain::{ChainError, ChainState, ChainVerifier, check_next};
 pub use codec::{decode_dag_cbor, encode_dag_cbor, ipld_from_dag_json, ipld_from_json, ipld_to_dag_json, ipld_to_json};
 pub use event::{
-    AggregateKey, EVENT_FORMAT, Event, EventEnvelope, MAX_AGGREGATE_ID_LEN, MAX_AGGREGATE_TYPE_LEN, MAX_EVENT_TYPE_LEN, NewEvent,
-    Timestamp, validate_event_type,
+    AggregateKey, EVENT_FORMAT, Event, EventEnvelope, MAX_AGGREGATE_ID_LEN, MAX_AGGREGATE_TYPE_LEN, MAX_EVENT_TYPE_LEN,
+    NewEvent, Timestamp, validate_event_type,
 };
 
 pub use cid::Cid;
@@ -77,9 +79,15 @@ pub enum Error {
         /// The rule it breaks.
         reason: &'static str,
     },
-    /// An event does not fit its chain.
+    /// An event does not fit its chain (boxed: chain errors are large and rare).
     #[error(transparent)]
-    Chain(#[from] ChainError),
+    Chain(Box<ChainError>),
+}
+
+impl From<ChainError> for Error {
+    fn from(error: ChainError) -> Self {
+        Self::Chain(Box::new(error))
+    }
 }
 
 /// Result of this crate's operations.

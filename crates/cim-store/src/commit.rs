@@ -10,7 +10,10 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use async_nats::header::{NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL, NATS_BATCH_ID, NATS_BATCH_SEQUENCE, NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
+use async_nats::header::{
+    NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL, NATS_BATCH_ID, NATS_BATCH_SEQUENCE,
+    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID,
+};
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
 use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
@@ -54,13 +57,13 @@ pub(crate) enum Outcome {
 /// Publishes prepared appends, alone or grouped.
 #[derive(Debug, Clone)]
 pub(crate) enum Committer {
-    Direct(Publisher),
+    Direct(Box<Publisher>),
     Grouped(mpsc::Sender<Job>),
 }
 
 impl Committer {
     pub fn direct(publisher: Publisher) -> Self {
-        Self::Direct(publisher)
+        Self::Direct(Box::new(publisher))
     }
 
     /// Starts the group-commit task; it ends when the last handle is dropped.
@@ -204,7 +207,8 @@ impl Publisher {
 
     /// Publishes each append on its own, all in flight together.
     async fn publish_each(&self, appends: &[&Prepared]) -> Result<Vec<Outcome>> {
-        let results = futures::future::join_all(appends.iter().map(|p| self.publish_unit(std::slice::from_ref(p)))).await;
+        let results =
+            futures::future::join_all(appends.iter().map(|p| self.publish_unit(std::slice::from_ref(p)))).await;
         results
             .into_iter()
             .map(|r| Ok(r?.map_or(Outcome::Rejected, |mut seqs| Outcome::Stored(seqs.remove(0)))))
@@ -222,7 +226,12 @@ impl Publisher {
                 .payload(bytes.clone())
                 .message_id(event.cid.to_string())
                 .expected_last_subject_sequence(p.expected_seq);
-            let ack = self.js.send_publish(p.subject.clone(), message).await.map_err(|e| Error::nats("publishing an event", e))?.await;
+            let ack = self
+                .js
+                .send_publish(p.subject.clone(), message)
+                .await
+                .map_err(|e| Error::nats("publishing an event", e))?
+                .await;
             match ack {
                 // A duplicate means an earlier attempt stored it; report it as
                 // rejected so the caller confirms what is stored.
@@ -331,7 +340,9 @@ fn is_rejection(error: &jetstream::context::PublishError) -> bool {
 
 fn translate_publish_error(error: jetstream::context::PublishError) -> Error {
     match error.kind() {
-        PublishErrorKind::StreamNotFound => Error::nats("publishing an event", "the event stream does not exist (was it deleted?)"),
+        PublishErrorKind::StreamNotFound => {
+            Error::nats("publishing an event", "the event stream does not exist (was it deleted?)")
+        }
         _ => Error::nats("publishing an event", error),
     }
 }

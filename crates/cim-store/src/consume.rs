@@ -96,7 +96,10 @@ impl Reader {
         }
     }
 
-    fn deliver(&mut self, item: Result<jetstream::Message, jetstream::consumer::pull::OrderedError>) -> Result<jetstream::Message> {
+    fn deliver(
+        &mut self,
+        item: Result<jetstream::Message, jetstream::consumer::pull::OrderedError>,
+    ) -> Result<jetstream::Message> {
         let message = item.map_err(|e| Error::nats("reading a stream", e))?;
         if let Ok(info) = message.info() {
             self.last = info.stream_sequence;

@@ -172,7 +172,12 @@ impl EventStore {
     /// Several events are stored as one JetStream atomic batch: all or none.
     /// Retrying an append whose events carry fixed timestamps is idempotent:
     /// it reports [`Appended::already_stored`] and stores nothing twice.
-    pub async fn append(&self, aggregate: &AggregateKey, expected: ExpectedVersion, events: Vec<NewEvent>) -> Result<Appended> {
+    pub async fn append(
+        &self,
+        aggregate: &AggregateKey,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended> {
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
@@ -183,7 +188,8 @@ impl EventStore {
         // Only events with caller-fixed times can be a retry of an earlier call.
         let retryable = events.iter().all(|e| e.timestamp.is_some());
         let now = Timestamp::now();
-        let events: Vec<NewEvent> = events.into_iter().map(|e| NewEvent { timestamp: e.timestamp.or(Some(now)), ..e }).collect();
+        let events: Vec<NewEvent> =
+            events.into_iter().map(|e| NewEvent { timestamp: e.timestamp.or(Some(now)), ..e }).collect();
 
         let (mut head, mut fresh) = match self.head_hint(aggregate) {
             Some(head) => (head, false),
@@ -195,12 +201,17 @@ impl EventStore {
                 && head.version != expected
             {
                 if fresh {
-                    if retryable && head.version > expected
+                    if retryable
+                        && head.version > expected
                         && let Some(earlier) = self.find_earlier_attempt(aggregate, expected, &events).await?
                     {
                         return Ok(earlier);
                     }
-                    return Err(Error::ConcurrencyConflict { aggregate: aggregate.clone(), expected, actual: head.version });
+                    return Err(Error::ConcurrencyConflict {
+                        aggregate: aggregate.clone(),
+                        expected,
+                        actual: head.version,
+                    });
                 }
                 head = self.fetch_head(aggregate).await?;
                 fresh = true;
@@ -215,7 +226,11 @@ impl EventStore {
             fresh = true;
             races += 1;
             if expected == ExpectedVersion::Any && races > RACE_RETRIES {
-                return Err(Error::ConcurrencyConflict { aggregate: aggregate.clone(), expected: head.version, actual: head.version });
+                return Err(Error::ConcurrencyConflict {
+                    aggregate: aggregate.clone(),
+                    expected: head.version,
+                    actual: head.version,
+                });
             }
             debug!(%aggregate, version = head.version, "append lost a race; re-reading the head");
         }
@@ -240,10 +255,17 @@ impl EventStore {
         }
         let first_version = first.envelope.version();
         if first_version <= head.version {
-            let query = AggregateQuery { from_version: first_version, to_version: Some(first_version + events.len() as u64 - 1), as_of: None };
+            let query = AggregateQuery {
+                from_version: first_version,
+                to_version: Some(first_version + events.len() as u64 - 1),
+                as_of: None,
+            };
             let stored = self.read_aggregate(&aggregate, query).await?;
             if stored.len() == events.len() && stored.iter().zip(&events).all(|(s, e)| s.event.cid == e.cid) {
-                let events = stored.iter().map(|s| AppendedEvent { cid: s.event.cid, version: s.version(), seq: s.seq }).collect();
+                let events = stored
+                    .iter()
+                    .map(|s| AppendedEvent { cid: s.event.cid, version: s.version(), seq: s.seq })
+                    .collect();
                 return Ok(Appended { events, already_stored: true });
             }
         }
@@ -251,7 +273,10 @@ impl EventStore {
         let mut encoded = Vec::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
             if event.envelope.aggregate() != aggregate {
-                return Err(Error::Config(format!("import event {index} belongs to {}, not {aggregate}", event.envelope.aggregate())));
+                return Err(Error::Config(format!(
+                    "import event {index} belongs to {}, not {aggregate}",
+                    event.envelope.aggregate()
+                )));
             }
             for parent in event.envelope.parents() {
                 chain.assume_known(*parent);
@@ -307,8 +332,17 @@ impl EventStore {
 
     /// Whether `events`, placed after version `expected`, are exactly what
     /// the aggregate holds there: this call repeats one that succeeded.
-    async fn find_earlier_attempt(&self, aggregate: &AggregateKey, expected: u64, events: &[NewEvent]) -> Result<Option<Appended>> {
-        let query = AggregateQuery { from_version: expected + 1, to_version: Some(expected + events.len() as u64), as_of: None };
+    async fn find_earlier_attempt(
+        &self,
+        aggregate: &AggregateKey,
+        expected: u64,
+        events: &[NewEvent],
+    ) -> Result<Option<Appended>> {
+        let query = AggregateQuery {
+            from_version: expected + 1,
+            to_version: Some(expected + events.len() as u64),
+            as_of: None,
+        };
         let stored = self.read_aggregate(aggregate, query).await?;
         if stored.len() != events.len() {
             return Ok(None);
@@ -322,7 +356,8 @@ impl EventStore {
             }
             prev = Some(event.cid);
         }
-        let events = stored.iter().map(|s| AppendedEvent { cid: s.event.cid, version: s.version(), seq: s.seq }).collect();
+        let events =
+            stored.iter().map(|s| AppendedEvent { cid: s.event.cid, version: s.version(), seq: s.seq }).collect();
         Ok(Some(Appended { events, already_stored: true }))
     }
 

@@ -58,7 +58,12 @@ pub struct KvBucket {
 
 impl KvBucket {
     /// Opens `<namespace>-<name>`, creating it with `options` if missing.
-    pub async fn open(client: async_nats::Client, config: &StoreConfig, name: &str, options: KvOptions) -> Result<Self> {
+    pub async fn open(
+        client: async_nats::Client,
+        config: &StoreConfig,
+        name: &str,
+        options: KvOptions,
+    ) -> Result<Self> {
         config.validate()?;
         let js = jetstream::new(client);
         let store = provision::kv_bucket(
@@ -130,8 +135,12 @@ impl KvBucket {
             .map(|entry| {
                 let entry = entry.map_err(|e| Error::nats("watching a KV bucket", e))?;
                 Ok(match entry.operation {
-                    kv::Operation::Put => KvChange::Put { key: entry.key, value: entry.value, revision: entry.revision },
-                    kv::Operation::Delete | kv::Operation::Purge => KvChange::Removed { key: entry.key, revision: entry.revision },
+                    kv::Operation::Put => {
+                        KvChange::Put { key: entry.key, value: entry.value, revision: entry.revision }
+                    }
+                    kv::Operation::Delete | kv::Operation::Purge => {
+                        KvChange::Removed { key: entry.key, revision: entry.revision }
+                    }
                 })
             })
             .boxed())

@@ -99,7 +99,8 @@ impl LiveDag {
                         problems.lock().expect("problems lock").append(&mut found);
                     }
                     if let Some(seq) = last_seq {
-                        applied_tx.send_if_modified(|applied| std::mem::replace(applied, seq.max(*applied)) != *applied);
+                        applied_tx
+                            .send_if_modified(|applied| std::mem::replace(applied, seq.max(*applied)) != *applied);
                     }
                 }
             }
@@ -114,7 +115,8 @@ impl LiveDag {
 
     /// Waits until the DAG holds every event stored at the time of the call.
     pub async fn catch_up(&self) -> Result<()> {
-        let info = self.shared.stream.get_info().await.map_err(|e| Error::nats("reading the event stream's state", e))?;
+        let info =
+            self.shared.stream.get_info().await.map_err(|e| Error::nats("reading the event stream's state", e))?;
         self.wait_for(info.state.last_sequence).await
     }
 
@@ -125,18 +127,22 @@ impl LiveDag {
     async fn wait_for(&self, seq: u64) -> Result<()> {
         let mut applied = self.shared.applied.clone();
         loop {
-            let reached = tokio::time::timeout(STALL_PROBE, applied.wait_for(|&applied| applied >= seq)).await.map(|r| r.is_ok());
+            let reached =
+                tokio::time::timeout(STALL_PROBE, applied.wait_for(|&applied| applied >= seq)).await.map(|r| r.is_ok());
             match reached {
                 Ok(true) => return Ok(()),
                 Ok(false) => return Err(Error::nats("following the event stream", "the stream's consumer stopped")),
                 Err(_stalled) => {
                     let from = *applied.borrow() + 1;
-                    let readable = last_readable_from(&self.shared.stream, &self.shared.names.all_events(), from).await?;
+                    let readable =
+                        last_readable_from(&self.shared.stream, &self.shared.names.all_events(), from).await?;
                     if readable.is_none_or(|next| next > seq) {
                         let missing = Problem::Missing { from, to: seq };
                         error!(problem = %missing, "event stream problem");
                         self.shared.problems.lock().expect("problems lock").push(missing);
-                        self.shared.applied_tx.send_if_modified(|applied| std::mem::replace(applied, seq.max(*applied)) != *applied);
+                        self.shared
+                            .applied_tx
+                            .send_if_modified(|applied| std::mem::replace(applied, seq.max(*applied)) != *applied);
                         return Ok(());
                     }
                 }
@@ -182,11 +188,16 @@ pub(crate) struct Applied {
 /// stream sequence `next_seq`. A corrupt message, a chain violation, or
 /// sequences skipped since `next_seq` (messages the server cannot load)
 /// become [`Problem`]s; a failure to read at all is an error.
-pub(crate) fn apply(dag: &mut MerkleDag, item: Result<StoredEvent>, next_seq: &mut u64, problems: &mut Vec<Problem>) -> Result<Applied> {
+pub(crate) fn apply(
+    dag: &mut MerkleDag,
+    item: Result<StoredEvent>,
+    next_seq: &mut u64,
+    problems: &mut Vec<Problem>,
+) -> Result<Applied> {
     let (seq, problem) = match item {
         Ok(stored) => match dag.insert(&stored.event, stored.seq) {
             Ok(_) => (stored.seq, None),
-            Err(DagError::Chain(error)) => (stored.seq, Some(Problem::Chain { seq: stored.seq, error: *error })),
+            Err(DagError::Chain(error)) => (stored.seq, Some(Problem::Chain { seq: stored.seq, error })),
             Err(other) => return Err(Error::Config(format!("the MerkleDAG cannot hold the store: {other}"))),
         },
         Err(Error::CorruptEvent { seq, cid, reason }) => (seq, Some(Problem::Corrupt { seq, cid, reason })),

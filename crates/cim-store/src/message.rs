@@ -43,10 +43,13 @@ pub(crate) struct RawMessage<'a> {
 /// The event CID a message carries in its `Nats-Msg-Id` header.
 pub(crate) fn message_cid(seq: u64, headers: Option<&HeaderMap>) -> Result<Cid> {
     let corrupt = |reason: String| Error::CorruptEvent { seq, cid: None, reason };
-    let value = headers
-        .and_then(|h| h.get(NATS_MESSAGE_ID))
-        .ok_or_else(|| corrupt("no Nats-Msg-Id header: the message does not say which event CID it holds".to_owned()))?;
-    value.as_str().parse().map_err(|e| corrupt(format!("its Nats-Msg-Id header {:?} is not a CID: {e}", value.as_str())))
+    let value = headers.and_then(|h| h.get(NATS_MESSAGE_ID)).ok_or_else(|| {
+        corrupt("no Nats-Msg-Id header: the message does not say which event CID it holds".to_owned())
+    })?;
+    value
+        .as_str()
+        .parse()
+        .map_err(|e| corrupt(format!("its Nats-Msg-Id header {:?} is not a CID: {e}", value.as_str())))
 }
 
 /// Verifies a stream message as an event of this store: its bytes hash to the
@@ -55,14 +58,21 @@ pub(crate) fn message_cid(seq: u64, headers: Option<&HeaderMap>) -> Result<Cid> 
 pub(crate) fn decode_event_message(names: &Names, message: RawMessage<'_>) -> Result<StoredEvent> {
     let seq = message.seq;
     let cid = message_cid(seq, message.headers)?;
-    let event = Event::from_block(&cid, message.payload)
-        .map_err(|e| Error::CorruptEvent { seq, cid: Some(cid), reason: e.to_string() })?;
+    let event = Event::from_block(&cid, message.payload).map_err(|e| Error::CorruptEvent {
+        seq,
+        cid: Some(cid),
+        reason: e.to_string(),
+    })?;
     let envelope = &event.envelope;
     if names.aggregate_of_subject(message.subject) != Some((envelope.aggregate_type(), envelope.aggregate_id())) {
         return Err(Error::CorruptEvent {
             seq,
             cid: Some(cid),
-            reason: format!("it belongs to aggregate {} but is stored under subject {}", envelope.aggregate(), message.subject),
+            reason: format!(
+                "it belongs to aggregate {} but is stored under subject {}",
+                envelope.aggregate(),
+                message.subject
+            ),
         });
     }
     let stored_at = Timestamp::from_unix_micros((message.stored_at.unix_timestamp_nanos() / 1_000) as i64);
@@ -85,7 +95,10 @@ pub(crate) fn decode_consumer_message(names: &Names, message: &async_nats::jetst
 }
 
 /// Decodes a message fetched with a direct get.
-pub(crate) fn decode_stream_message(names: &Names, message: &async_nats::jetstream::message::StreamMessage) -> Result<StoredEvent> {
+pub(crate) fn decode_stream_message(
+    names: &Names,
+    message: &async_nats::jetstream::message::StreamMessage,
+) -> Result<StoredEvent> {
     decode_event_message(
         names,
         RawMessage {

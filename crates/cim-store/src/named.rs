@@ -142,7 +142,8 @@ impl NamedObjects {
     /// linked to the next by `prev`.
     pub async fn history(&self, name: &str) -> Result<Vec<NamedRecord>> {
         let mut versions = Vec::new();
-        let mut next = self.head(name).await?.ok_or_else(|| Error::NameNotFound { name: name.to_owned(), version: None })?;
+        let mut next =
+            self.head(name).await?.ok_or_else(|| Error::NameNotFound { name: name.to_owned(), version: None })?;
         loop {
             let prev = next.record.prev;
             let expected = next.record.version.checked_sub(1);
@@ -150,7 +151,10 @@ impl NamedObjects {
             let Some(prev) = prev else { break };
             next = self.record(name, &prev).await?;
             if Some(next.record.version) != expected {
-                return Err(Error::CorruptObject { cid: prev, reason: format!("version record of {name:?} is out of sequence") });
+                return Err(Error::CorruptObject {
+                    cid: prev,
+                    reason: format!("version record of {name:?} is out of sequence"),
+                });
             }
         }
         Ok(versions)

@@ -19,7 +19,9 @@ use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMes
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
 use bytes::{Bytes, BytesMut};
-use cim_cid::{Cid, DAG_CBOR, RAW, RawHasher, Timestamp, cid_from_digest, decode_dag_cbor, encode_dag_cbor, sha256_digest};
+use cim_cid::{
+    Cid, DAG_CBOR, RAW, RawHasher, Timestamp, cid_from_digest, decode_dag_cbor, encode_dag_cbor, sha256_digest,
+};
 use futures::stream::{BoxStream, FuturesOrdered};
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -147,7 +149,11 @@ impl ObjectStore {
                 .map_err(|e| Error::nats("publishing an object chunk", e))?;
             in_flight.push_back(ack.into_future());
             if in_flight.len() >= self.inner.put_window {
-                in_flight.next().await.expect("a chunk ack is pending").map_err(|e| Error::nats("storing an object chunk", e))?;
+                in_flight
+                    .next()
+                    .await
+                    .expect("a chunk ack is pending")
+                    .map_err(|e| Error::nats("storing an object chunk", e))?;
             }
         }
         while let Some(ack) = in_flight.next().await {
@@ -179,8 +185,16 @@ impl ObjectStore {
             deleted: false,
         };
         let payload = serde_json::to_vec(&info).map_err(|e| Error::nats("encoding object metadata", e))?;
-        let message = PublishMessage::build().payload(payload.into()).header(NATS_ROLLUP, "sub").expected_last_subject_sequence(expected_seq);
-        let ack = self.inner.js.send_publish(self.meta_subject(&cid), message).await.map_err(|e| Error::nats("publishing object metadata", e))?;
+        let message = PublishMessage::build()
+            .payload(payload.into())
+            .header(NATS_ROLLUP, "sub")
+            .expected_last_subject_sequence(expected_seq);
+        let ack = self
+            .inner
+            .js
+            .send_publish(self.meta_subject(&cid), message)
+            .await
+            .map_err(|e| Error::nats("publishing object metadata", e))?;
         match ack.await {
             Ok(_) => Ok(info),
             // Another writer stored the same content a moment ago.
@@ -243,9 +257,13 @@ impl ObjectStore {
             let chunk_subject = self.chunk_subject(&info.nuid);
             let last = last_seq_of(&self.inner.stream, &chunk_subject).await?;
             if last == 0 {
-                return Err(Error::CorruptObject { cid: *cid, reason: format!("its metadata lists {} chunks but none are stored", info.chunks) });
+                return Err(Error::CorruptObject {
+                    cid: *cid,
+                    reason: format!("its metadata lists {} chunks but none are stored", info.chunks),
+                });
             }
-            let config = OrderedConfig { filter_subject: chunk_subject, max_batch: READ_BATCH_CHUNKS, ..Default::default() };
+            let config =
+                OrderedConfig { filter_subject: chunk_subject, max_batch: READ_BATCH_CHUNKS, ..Default::default() };
             ordered_messages(&self.inner.stream, config, End::At(last))
                 .await?
                 .map(|m| m.map(|m| m.split().0.payload))
@@ -258,11 +276,12 @@ impl ObjectStore {
     pub async fn get_bytes(&self, cid: &Cid) -> Result<Vec<u8>> {
         let reader = self.get(cid).await?;
         let mut bytes = Vec::with_capacity(reader.meta().size as usize);
-        reader.try_for_each(|chunk| {
-            bytes.extend_from_slice(&chunk);
-            futures::future::ready(Ok(()))
-        })
-        .await?;
+        reader
+            .try_for_each(|chunk| {
+                bytes.extend_from_slice(&chunk);
+                futures::future::ready(Ok(()))
+            })
+            .await?;
         Ok(bytes)
     }
 
@@ -300,7 +319,8 @@ impl ObjectStore {
     /// Every object in the bucket, by CID. Entries whose name is not a CID
     /// (written by other tools) are skipped.
     pub async fn list(&self) -> Result<Vec<ObjectMeta>> {
-        let bucket = self.inner.js.get_object_store(&self.inner.bucket).await.map_err(|e| Error::nats("listing objects", e))?;
+        let bucket =
+            self.inner.js.get_object_store(&self.inner.bucket).await.map_err(|e| Error::nats("listing objects", e))?;
         let infos: Vec<ObjectInfo> = bucket
             .list()
             .await
@@ -323,7 +343,10 @@ fn check_meta(cid: &Cid, info: &ObjectInfo) -> Result<()> {
         return Err(Error::CorruptObject { cid: *cid, reason: format!("its metadata names {:?}", info.name) });
     }
     if info.digest.as_deref().is_some_and(|d| d != nats_digest(&digest)) {
-        return Err(Error::CorruptObject { cid: *cid, reason: format!("its metadata digest {:?} disagrees with the CID", info.digest) });
+        return Err(Error::CorruptObject {
+            cid: *cid,
+            reason: format!("its metadata digest {:?} disagrees with the CID", info.digest),
+        });
     }
     Ok(())
 }

@@ -42,10 +42,14 @@ pub async fn events_stream(js: &jetstream::Context, config: &StoreConfig) -> Res
         return Ok(stream);
     }
     let mut stream = js.get_stream(&wanted.name).await.map_err(|e| Error::nats("opening the event stream", e))?;
-    let existing = stream.info().await.map_err(|e| Error::nats("reading the event stream's configuration", e))?.config.clone();
+    let existing =
+        stream.info().await.map_err(|e| Error::nats("reading the event stream's configuration", e))?.config.clone();
     let resource = format!("stream {}", wanted.name);
     if existing.storage != stream::StorageType::File {
-        return Err(Error::Incompatible { resource, reason: "it keeps events in memory; an event store needs file storage".to_owned() });
+        return Err(Error::Incompatible {
+            resource,
+            reason: "it keeps events in memory; an event store needs file storage".to_owned(),
+        });
     }
     if !existing.subjects.contains(&wanted.subjects[0]) {
         return Err(Error::Incompatible {
@@ -75,7 +79,10 @@ pub async fn events_stream(js: &jetstream::Context, config: &StoreConfig) -> Res
 }
 
 /// Opens the object store bucket (a standard JetStream object store), creating it if missing.
-pub async fn objects_bucket(js: &jetstream::Context, config: &StoreConfig) -> Result<(nats_objects::ObjectStore, stream::Stream)> {
+pub async fn objects_bucket(
+    js: &jetstream::Context,
+    config: &StoreConfig,
+) -> Result<(nats_objects::ObjectStore, stream::Stream)> {
     let bucket = config.names().objects_bucket;
     let created = js
         .create_object_store(nats_objects::Config {
@@ -90,7 +97,8 @@ pub async fn objects_bucket(js: &jetstream::Context, config: &StoreConfig) -> Re
         Ok(store) => store,
         Err(_) => js.get_object_store(&bucket).await.map_err(|e| Error::nats("opening the object store bucket", e))?,
     };
-    let stream = js.get_stream(format!("OBJ_{bucket}")).await.map_err(|e| Error::nats("opening the object store stream", e))?;
+    let stream =
+        js.get_stream(format!("OBJ_{bucket}")).await.map_err(|e| Error::nats("opening the object store stream", e))?;
     Ok((store, stream))
 }
 

@@ -151,7 +151,12 @@ impl EventStore {
     }
 
     /// Verified events through an ordered consumer, up to `end`.
-    async fn ordered(&self, filter_subject: String, deliver_policy: DeliverPolicy, end: End) -> Result<BoxStream<'static, Result<StoredEvent>>> {
+    async fn ordered(
+        &self,
+        filter_subject: String,
+        deliver_policy: DeliverPolicy,
+        end: End,
+    ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
         ordered_events(self.stream(), self.names().clone(), filter_subject, deliver_policy, end).await
     }
 }
@@ -192,7 +197,8 @@ pub(crate) async fn ordered_events(
     deliver_policy: DeliverPolicy,
     end: End,
 ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
-    let messages = ordered_messages(stream, OrderedConfig { filter_subject, deliver_policy, ..Default::default() }, end).await?;
+    let messages =
+        ordered_messages(stream, OrderedConfig { filter_subject, deliver_policy, ..Default::default() }, end).await?;
     Ok(messages.map(move |message| decode_consumer_message(&names, &message?)).boxed())
 }
 

@@ -38,8 +38,8 @@ pub enum Problem {
     Chain {
         /// Stream sequence.
         seq: u64,
-        /// The broken rule.
-        error: ChainError,
+        /// The broken rule (boxed: chain errors are large, problems rare).
+        error: Box<ChainError>,
     },
 }
 
@@ -55,13 +55,17 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Corrupt { seq, cid: Some(cid), reason } => write!(f, "stream sequence {seq}: event {cid} is corrupt: {reason}"),
+            Self::Corrupt { seq, cid: Some(cid), reason } => {
+                write!(f, "stream sequence {seq}: event {cid} is corrupt: {reason}")
+            }
             Self::Corrupt { seq, cid: None, reason } => write!(f, "stream sequence {seq}: corrupt message: {reason}"),
             Self::Chain { seq, error } => write!(f, "stream sequence {seq}: {error}"),
             Self::Missing { from, to } if from == to => {
                 write!(f, "stream sequence {from}: the server cannot read this message (damaged storage?)")
             }
-            Self::Missing { from, to } => write!(f, "stream sequences {from}-{to}: the server cannot read these messages (damaged storage?)"),
+            Self::Missing { from, to } => {
+                write!(f, "stream sequences {from}-{to}: the server cannot read these messages (damaged storage?)")
+            }
         }
     }
 }
@@ -140,7 +144,7 @@ impl EventStore {
             }
             match chain.push(&stored.event) {
                 Ok(()) => report.verified += 1,
-                Err(error) => report.problems.push(Problem::Chain { seq: stored.seq, error }),
+                Err(error) => report.problems.push(Problem::Chain { seq: stored.seq, error: Box::new(error) }),
             }
         }
         Ok(report)

@@ -10,8 +10,10 @@ use crate::common::{event, key, store, stored_count};
 async fn appends_chain_events_by_prev_and_version() {
     let (_server, store) = store().await;
     let order = key("order", "1");
-    let first = store.append(&order, ExpectedVersion::Exact(0), vec![event("Placed", json!({"items": 2}))]).await.unwrap();
-    let second = store.append(&order, ExpectedVersion::Exact(1), vec![event("Paid", json!({"amount": 9.5}))]).await.unwrap();
+    let first =
+        store.append(&order, ExpectedVersion::Exact(0), vec![event("Placed", json!({"items": 2}))]).await.unwrap();
+    let second =
+        store.append(&order, ExpectedVersion::Exact(1), vec![event("Paid", json!({"amount": 9.5}))]).await.unwrap();
     assert_eq!(first.version(), 1);
     assert_eq!(second.version(), 2);
     assert!(!first.already_stored && !second.already_stored);
@@ -38,7 +40,10 @@ async fn several_events_of_one_command_are_stored_together() {
     let seqs: Vec<u64> = appended.events.iter().map(|e| e.seq).collect();
     let stored = store.read_aggregate(&cart, AggregateQuery::all()).await.unwrap();
     assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
-    assert_eq!(stored.iter().map(|e| e.event.cid).collect::<Vec<_>>(), appended.events.iter().map(|e| e.cid).collect::<Vec<_>>());
+    assert_eq!(
+        stored.iter().map(|e| e.event.cid).collect::<Vec<_>>(),
+        appended.events.iter().map(|e| e.cid).collect::<Vec<_>>()
+    );
 
     // A multi-event append at a stale version stores none of its events.
     let stale = (0..3).map(|i| event("ItemAdded", json!({"late": i}))).collect();

@@ -33,7 +33,10 @@ async fn invalid_appends_are_refused_and_write_nothing() {
     assert!(err.to_string().contains("twice"), "{err}");
 
     let big = event("Edited", json!({"blob": "x".repeat(2 * 1024 * 1024)}));
-    assert!(matches!(store.append(&doc, ExpectedVersion::Exact(1), vec![big]).await, Err(Error::EventTooLarge { index: 0, .. })));
+    assert!(matches!(
+        store.append(&doc, ExpectedVersion::Exact(1), vec![big]).await,
+        Err(Error::EventTooLarge { index: 0, .. })
+    ));
 
     assert!(matches!(store.append(&doc, ExpectedVersion::Exact(1), vec![]).await, Err(Error::EmptyAppend)));
     let many = vec![event("Edited", json!({})); MAX_BATCH_EVENTS + 1];
@@ -59,8 +62,12 @@ async fn imports_that_break_a_chain_or_a_cid_write_nothing() {
     let (_server, store) = store().await;
     let doc = key("doc", "imp");
     let first = Event::encode(EventEnvelope::chained(&doc, 1, None, event("Created", json!({}))).unwrap()).unwrap().0;
-    let second = Event::encode(EventEnvelope::chained(&doc, 2, Some(first.cid), event("Edited", json!({}))).unwrap()).unwrap().0;
-    let third = Event::encode(EventEnvelope::chained(&doc, 3, Some(second.cid), event("Edited", json!({"n": 3}))).unwrap()).unwrap().0;
+    let second =
+        Event::encode(EventEnvelope::chained(&doc, 2, Some(first.cid), event("Edited", json!({}))).unwrap()).unwrap().0;
+    let third =
+        Event::encode(EventEnvelope::chained(&doc, 3, Some(second.cid), event("Edited", json!({"n": 3}))).unwrap())
+            .unwrap()
+            .0;
 
     let err = store.import(vec![first.clone(), third.clone()]).await.unwrap_err();
     assert!(err.to_string().contains("gap"), "{err}");
@@ -89,7 +96,8 @@ async fn a_bad_configuration_or_an_unusable_stream_is_named() {
     // Someone created the stream in memory: the store refuses to use it.
     let js = jetstream::new(server.connect().await);
     let config = StoreConfig::with_namespace("mem");
-    let stream_config = stream::Config { storage: stream::StorageType::Memory, ..cim_store::events_stream_config(&config) };
+    let stream_config =
+        stream::Config { storage: stream::StorageType::Memory, ..cim_store::events_stream_config(&config) };
     js.create_stream(stream_config).await.unwrap();
     let err = EventStore::open(server.connect().await, config).await.unwrap_err();
     assert!(matches!(&err, Error::Incompatible { reason, .. } if reason.contains("memory")), "{err}");

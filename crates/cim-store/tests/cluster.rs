@@ -22,7 +22,9 @@ async fn replicated_store_survives_losing_a_node() {
     let ledger = key("ledger", "main");
     let mut acknowledged = Vec::new();
     for i in 0..20u64 {
-        acknowledged.push(store.append(&ledger, ExpectedVersion::Exact(i), vec![event("Posted", json!(i))]).await.unwrap().last_cid());
+        acknowledged.push(
+            store.append(&ledger, ExpectedVersion::Exact(i), vec![event("Posted", json!(i))]).await.unwrap().last_cid(),
+        );
     }
     let blob = objects.put_bytes(&vec![7u8; 200_000]).await.unwrap();
 
@@ -36,7 +38,9 @@ async fn replicated_store_survives_losing_a_node() {
                 acknowledged.push(appended.last_cid());
                 version += 1;
             }
-            Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
             Err(e) => panic!("append with a node down: {e}"),
         }
     }

@@ -51,8 +51,10 @@ async fn an_event_damaged_on_disk_is_named_by_reads_verification_and_the_dag() {
     let store = EventStore::open(server.connect().await, StoreConfig::default()).await.unwrap();
     let doc = key("doc", "d");
     store.append(&doc, ExpectedVersion::Exact(0), vec![event("Created", json!({"text": "fine"}))]).await.unwrap();
-    let victim = store.append(&doc, ExpectedVersion::Exact(1), vec![event("Edited", json!({"text": MARKER}))]).await.unwrap();
-    let after = store.append(&doc, ExpectedVersion::Exact(2), vec![event("Edited", json!({"text": "after"}))]).await.unwrap();
+    let victim =
+        store.append(&doc, ExpectedVersion::Exact(1), vec![event("Edited", json!({"text": MARKER}))]).await.unwrap();
+    let after =
+        store.append(&doc, ExpectedVersion::Exact(2), vec![event("Edited", json!({"text": "after"}))]).await.unwrap();
     drop(store);
     flip_marker_on_disk(&mut server).await;
 
@@ -61,8 +63,11 @@ async fn an_event_damaged_on_disk_is_named_by_reads_verification_and_the_dag() {
     assert_eq!(report.verified, 1);
     assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
     assert_eq!(report.problems[0], Problem::Missing { from: 2, to: 2 });
-    let Problem::Chain { seq: 3, error: ChainError::Gap { cid, expected: 2, found: 3, .. } } = &report.problems[1] else {
-        panic!("expected a gap before version 3, got {:?}", report.problems[1]);
+    let Problem::Chain { seq: 3, error } = &report.problems[1] else {
+        panic!("expected a chain problem, got {:?}", report.problems[1])
+    };
+    let ChainError::Gap { cid, expected: 2, found: 3, .. } = error.as_ref() else {
+        panic!("expected a gap before version 3, got {error}")
     };
     assert_eq!(*cid, after.last_cid());
 
@@ -110,14 +115,22 @@ async fn a_message_whose_bytes_disagree_with_its_cid_is_named() {
     js.send_publish("cim.events.doc.rogue", message).await.unwrap().await.unwrap();
 
     let error = store.read_aggregate(&doc, AggregateQuery::all()).await.unwrap_err();
-    assert!(matches!(&error, Error::CorruptEvent { seq: 2, cid: Some(c), reason } if *c == claimed.cid && reason.contains("hash")), "{error}");
+    assert!(
+        matches!(&error, Error::CorruptEvent { seq: 2, cid: Some(c), reason } if *c == claimed.cid && reason.contains("hash")),
+        "{error}"
+    );
     let report = store.verify(|_, _| {}).await.unwrap();
     assert_eq!(report.verified, 1);
-    assert!(matches!(&report.problems[..], [Problem::Corrupt { seq: 2, cid: Some(c), .. }] if *c == claimed.cid), "{:?}", report.problems);
+    assert!(
+        matches!(&report.problems[..], [Problem::Corrupt { seq: 2, cid: Some(c), .. }] if *c == claimed.cid),
+        "{:?}",
+        report.problems
+    );
 
     // Garbage that is not DAG-CBOR at all, under its own (correct) CID.
     let garbage = b"\xff\x00 not dag-cbor".to_vec();
-    let message = PublishMessage::build().payload(garbage.clone().into()).message_id(cim_cid::dag_cbor_cid(&garbage).to_string());
+    let message =
+        PublishMessage::build().payload(garbage.clone().into()).message_id(cim_cid::dag_cbor_cid(&garbage).to_string());
     js.send_publish("cim.events.doc.garbage", message).await.unwrap().await.unwrap();
     let error = store.read_aggregate(&key("doc", "garbage"), AggregateQuery::all()).await.unwrap_err();
     assert!(matches!(&error, Error::CorruptEvent { seq: 3, reason, .. } if reason.contains("decode")), "{error}");
@@ -154,7 +167,8 @@ async fn an_object_damaged_on_disk_or_in_its_metadata_fails_verification() {
     let mut info = bucket.info(intact.to_string()).await.unwrap();
     info.digest = Some("SHA-256=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned());
     let subject = format!("$O.{}.M.{}", objects.bucket(), base64_url(&intact.to_string()));
-    let message = PublishMessage::build().payload(serde_json::to_vec(&info).unwrap().into()).header("Nats-Rollup", "sub");
+    let message =
+        PublishMessage::build().payload(serde_json::to_vec(&info).unwrap().into()).header("Nats-Rollup", "sub");
     js.send_publish(subject, message).await.unwrap().await.unwrap();
     let error = objects.get_bytes(&intact).await.unwrap_err();
     assert!(matches!(&error, Error::CorruptObject { reason, .. } if reason.contains("digest")), "{error}");

@@ -26,7 +26,8 @@ async fn storm(config: StoreConfig) {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let events = (0..1 + n % 3).map(|i| event("Reading", json!({"writer": writer, "n": n, "i": i}))).collect();
+                let events =
+                    (0..1 + n % 3).map(|i| event("Reading", json!({"writer": writer, "n": n, "i": i}))).collect();
                 // Errors while the server is down are expected; only
                 // acknowledged appends count.
                 if let Ok(appended) = store.append(&aggregate, ExpectedVersion::Any, events).await {

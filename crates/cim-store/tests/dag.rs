@@ -12,7 +12,8 @@ async fn every_start_rebuilds_the_complete_dag_and_follows_the_tail() {
     let server = cim_test_support::NatsServer::start().await;
     let config = StoreConfig::default();
     let writer = EventStore::open(server.connect().await, config.clone()).await.unwrap();
-    let cause = writer.append(&key("order", "1"), ExpectedVersion::Exact(0), vec![event("Placed", json!({}))]).await.unwrap();
+    let cause =
+        writer.append(&key("order", "1"), ExpectedVersion::Exact(0), vec![event("Placed", json!({}))]).await.unwrap();
     for i in 0..20 {
         let e = event("Reserved", json!({"i": i})).with_parents([cause.last_cid()]);
         writer.append(&key("stock", &format!("s{i}")), ExpectedVersion::Exact(0), vec![e]).await.unwrap();
@@ -29,9 +30,15 @@ async fn every_start_rebuilds_the_complete_dag_and_follows_the_tail() {
         assert!(dag.problems().is_empty());
 
         // The live tail keeps it current.
-        let later = writer.append(&key("order", "1"), ExpectedVersion::Exact(1 + start), vec![event("Shipped", json!({}))]).await.unwrap();
+        let later = writer
+            .append(&key("order", "1"), ExpectedVersion::Exact(1 + start), vec![event("Shipped", json!({}))])
+            .await
+            .unwrap();
         tokio::time::timeout(Duration::from_secs(10), dag.catch_up()).await.unwrap().unwrap();
         assert!(dag.contains(&later.last_cid()));
-        assert_eq!(dag.read().causal_path(&cause.last_cid(), &later.last_cid()).unwrap().map(|p| p.len() as u64), Some(2 + start));
+        assert_eq!(
+            dag.read().causal_path(&cause.last_cid(), &later.last_cid()).unwrap().map(|p| p.len() as u64),
+            Some(2 + start)
+        );
     }
 }

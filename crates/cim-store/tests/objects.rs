@@ -104,10 +104,16 @@ async fn child_big_object() {
     assert_eq!(meta.cid, expected.finish());
     assert_eq!(meta.size, GIB);
     let mut read_back = RawHasher::default();
-    objects.get(&meta.cid).await.unwrap().try_for_each(|chunk| {
-        read_back.update(&chunk);
-        futures::future::ready(Ok(()))
-    }).await.unwrap();
+    objects
+        .get(&meta.cid)
+        .await
+        .unwrap()
+        .try_for_each(|chunk| {
+            read_back.update(&chunk);
+            futures::future::ready(Ok(()))
+        })
+        .await
+        .unwrap();
     assert_eq!(read_back.finish(), meta.cid);
     println!("PEAK_RSS_KIB {}", peak_rss_kib());
 }

@@ -35,7 +35,10 @@ async fn an_aggregate_reads_from_a_version_and_as_of_a_time() {
 async fn the_log_reads_from_a_sequence_or_a_time_and_ends() {
     let (_server, store) = store().await;
     for i in 0..10 {
-        store.append(&key("item", &format!("{}", i % 3)), ExpectedVersion::Any, vec![event("Seen", json!(i))]).await.unwrap();
+        store
+            .append(&key("item", &format!("{}", i % 3)), ExpectedVersion::Any, vec![event("Seen", json!(i))])
+            .await
+            .unwrap();
     }
     let all: Vec<_> = store.read_log(StartAt::Beginning).await.unwrap().try_collect().await.unwrap();
     assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
@@ -45,7 +48,8 @@ async fn the_log_reads_from_a_sequence_or_a_time_and_ends() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let cut = Timestamp::now();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let late = store.append(&key("item", "late"), ExpectedVersion::Any, vec![event("Seen", json!("late"))]).await.unwrap();
+    let late =
+        store.append(&key("item", "late"), ExpectedVersion::Any, vec![event("Seen", json!("late"))]).await.unwrap();
     let since: Vec<_> = store.read_log(StartAt::Time(cut)).await.unwrap().try_collect().await.unwrap();
     assert_eq!(since.iter().map(|e| e.event.cid).collect::<Vec<_>>(), [late.last_cid()]);
     assert!(store.read_log(StartAt::Sequence(1000)).await.unwrap().next().await.is_none());
@@ -67,7 +71,8 @@ async fn a_subscription_catches_up_then_tails_without_gaps() {
     });
     let mut seen = Vec::new();
     while seen.len() < 5 {
-        let next = tokio::time::timeout(Duration::from_secs(10), live.next()).await.expect("tail delivers").unwrap().unwrap();
+        let next =
+            tokio::time::timeout(Duration::from_secs(10), live.next()).await.expect("tail delivers").unwrap().unwrap();
         seen.push(next.version());
     }
     appender.await.unwrap();
@@ -77,7 +82,10 @@ async fn a_subscription_catches_up_then_tails_without_gaps() {
 #[tokio::test]
 async fn one_event_is_found_by_cid() {
     let (_server, store) = store().await;
-    let appended = store.append(&key("note", "n"), ExpectedVersion::Exact(0), vec![event("Written", json!({"t": "hi"}))]).await.unwrap();
+    let appended = store
+        .append(&key("note", "n"), ExpectedVersion::Exact(0), vec![event("Written", json!({"t": "hi"}))])
+        .await
+        .unwrap();
     let found = store.event(&appended.last_cid()).await.unwrap();
     assert_eq!(found.event.envelope.payload(), &crate::common::json(json!({"t": "hi"})));
     let missing = cim_cid::dag_cbor_cid(b"no such event");

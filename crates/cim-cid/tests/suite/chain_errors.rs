@@ -1,7 +1,10 @@
 //! Chain verification names each kind of broken history with the right
 //! `ChainError`, and keeps going after it.
 
-use cim_cid::{AggregateKey, ChainError, ChainVerifier, Cid, Event, EventEnvelope, Ipld, NewEvent, Timestamp, check_next, dag_cbor_cid};
+use cim_cid::{
+    AggregateKey, ChainError, ChainVerifier, Cid, Event, EventEnvelope, Ipld, NewEvent, Timestamp, check_next,
+    dag_cbor_cid,
+};
 
 /// Event `version` of `aggregate`, linking `prev` and `parents`; `tag` makes
 /// otherwise equal events differ.
@@ -61,7 +64,10 @@ fn fork() {
     v.push(&a1).expect("first");
     v.push(&a2).expect("second");
     let error = v.push(&a2_other);
-    assert_eq!(error, Err(ChainError::Fork { aggregate: a1.envelope.aggregate(), cid: a2_other.cid, version: 2, head_version: 2 }));
+    assert_eq!(
+        error,
+        Err(ChainError::Fork { aggregate: a1.envelope.aggregate(), cid: a2_other.cid, version: 2, head_version: 2 })
+    );
     // The fork is not applied: the head stays a2, so a3 after a2 is fine.
     let a3 = event("a/1", 3, Some(a2.cid), &[], 2);
     v.push(&a3).expect("continues after the fork");

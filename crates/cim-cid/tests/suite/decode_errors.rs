@@ -3,7 +3,9 @@
 //! panic. The inputs are written by hand with the small CBOR writer below, so
 //! each case breaks exactly one rule.
 
-use cim_cid::{AggregateKey, Cid, Error, Event, EventEnvelope, Ipld, NewEvent, Timestamp, dag_cbor_cid, decode_dag_cbor, raw_cid};
+use cim_cid::{
+    AggregateKey, Cid, Error, Event, EventEnvelope, Ipld, NewEvent, Timestamp, dag_cbor_cid, decode_dag_cbor, raw_cid,
+};
 use multihash_codetable::{Code, MultihashDigest};
 
 /// A minimal CBOR writer that writes exactly what it is told, canonical or not.

@@ -11,8 +11,8 @@
 use std::path::PathBuf;
 
 use cim_cid::{
-    AggregateKey, Cid, Event, EventEnvelope, Ipld, NewEvent, Timestamp, decode_dag_cbor, encode_dag_cbor, ipld_from_json, ipld_to_json,
-    raw_cid,
+    AggregateKey, Cid, Event, EventEnvelope, Ipld, NewEvent, Timestamp, decode_dag_cbor, encode_dag_cbor,
+    ipld_from_json, ipld_to_json, raw_cid,
 };
 use ipld_core::ipld;
 use serde::{Deserialize, Serialize};
@@ -96,8 +96,13 @@ fn key(aggregate: &str) -> AggregateKey {
 pub fn build() -> Vec<Built> {
     let mut out = Vec::new();
     let mut event = |name, description, aggregate: &str, version, prev, new: NewEvent, at: i64| {
-        let envelope = EventEnvelope::chained(&key(aggregate), version, prev, new.with_timestamp(Timestamp::from_unix_micros(T0 + at)))
-            .expect("valid envelope");
+        let envelope = EventEnvelope::chained(
+            &key(aggregate),
+            version,
+            prev,
+            new.with_timestamp(Timestamp::from_unix_micros(T0 + at)),
+        )
+        .expect("valid envelope");
         let (event, bytes) = Event::encode(envelope.clone()).expect("encode");
         out.push(Built { name, kind: Kind::Event, description, cid: event.cid, bytes, envelope: Some(envelope) });
         event.cid
@@ -140,7 +145,8 @@ pub fn build() -> Vec<Built> {
         "shipment/ship-7",
         1,
         None,
-        NewEvent::new("shipping.ShipmentRequested", ipld!({"order": "order/42", "carrier": "dhl"})).with_parents([lines, placed]),
+        NewEvent::new("shipping.ShipmentRequested", ipld!({"order": "order/42", "carrier": "dhl"}))
+            .with_parents([lines, placed]),
         2_000_000,
     );
     let signed = event(
