@@ -93,7 +93,8 @@ fn validate_name(
     Ok(())
 }
 
-fn validate_aggregate_type(value: &str) -> Result<()> {
+/// Validates an aggregate type: `[A-Za-z0-9_-]`, 1–64 bytes.
+pub fn validate_aggregate_type(value: &str) -> Result<()> {
     validate_name(
         "aggregate type",
         value,

@@ -24,7 +24,7 @@ pub use chain::{ChainError, ChainState, ChainVerifier, check_next};
 pub use codec::{decode_dag_cbor, encode_dag_cbor, ipld_from_dag_json, ipld_from_json, ipld_to_dag_json, ipld_to_json};
 pub use event::{
     AggregateKey, EVENT_FORMAT, Event, EventEnvelope, MAX_AGGREGATE_ID_LEN, MAX_AGGREGATE_TYPE_LEN, MAX_EVENT_TYPE_LEN,
-    NewEvent, Timestamp, validate_event_type,
+    NewEvent, Timestamp, validate_aggregate_type, validate_event_type,
 };
 
 pub use cid::Cid;

@@ -73,33 +73,41 @@ impl StoreConfig {
 
     /// Checks every field, naming the first that is out of range.
     pub fn validate(&self) -> Result<()> {
+        let invalid = |field, reason: String| Err(Error::Config { field, reason });
         let ns = &self.namespace;
         let valid_ns = !ns.is_empty()
             && ns.len() <= 32
             && ns.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             && ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !valid_ns {
-            return Err(Error::Config(format!(
-                "namespace {ns:?} must be 1-32 bytes of [a-z0-9_-], starting with a letter or digit"
-            )));
+            return invalid(
+                "namespace",
+                format!("{ns:?} must be 1-32 bytes of [a-z0-9_-], starting with a letter or digit"),
+            );
         }
         if !(1..=5).contains(&self.replicas) {
-            return Err(Error::Config(format!("replicas must be between 1 and 5, not {}", self.replicas)));
+            return invalid("replicas", format!("must be between 1 and 5, not {}", self.replicas));
         }
         if self.duplicate_window_secs == 0 {
-            return Err(Error::Config("duplicate_window_secs must be at least 1".to_owned()));
+            return invalid("duplicate_window_secs", "must be at least 1".to_owned());
         }
         if !(1..=MAX_BATCH_EVENTS).contains(&self.max_batch_events) {
-            return Err(Error::Config(format!("max_batch_events must be between 1 and {MAX_BATCH_EVENTS}")));
+            return invalid(
+                "max_batch_events",
+                format!("must be between 1 and {MAX_BATCH_EVENTS}, not {}", self.max_batch_events),
+            );
         }
         if self.max_event_bytes < 1024 {
-            return Err(Error::Config("max_event_bytes must be at least 1024".to_owned()));
+            return invalid("max_event_bytes", format!("must be at least 1024, not {}", self.max_event_bytes));
         }
         if !(1024..=8 * 1024 * 1024).contains(&self.object_chunk_bytes) {
-            return Err(Error::Config("object_chunk_bytes must be between 1 KiB and 8 MiB".to_owned()));
+            return invalid(
+                "object_chunk_bytes",
+                format!("must be between 1 KiB and 8 MiB, not {}", self.object_chunk_bytes),
+            );
         }
         if self.object_put_window == 0 {
-            return Err(Error::Config("object_put_window must be at least 1".to_owned()));
+            return invalid("object_put_window", "must be at least 1".to_owned());
         }
         Ok(())
     }

@@ -83,6 +83,17 @@ pub enum Error {
         /// The version asked for, if any.
         version: Option<u64>,
     },
+    /// A name cannot be moved to a version record that does not descend
+    /// from its current head.
+    #[error("name {name:?} is at {head}, which {adopted} does not descend from")]
+    NameConflict {
+        /// The name.
+        name: String,
+        /// Its current head record.
+        head: Cid,
+        /// The record that was to become the head.
+        adopted: Cid,
+    },
     /// An existing stream or bucket is configured in a way the store cannot
     /// use, and changing it would need an operator's decision.
     #[error("{resource} is configured incompatibly: {reason}")]
@@ -92,9 +103,20 @@ pub enum Error {
         /// What differs.
         reason: String,
     },
-    /// The store configuration is invalid.
-    #[error("invalid store configuration: {0}")]
-    Config(String),
+    /// A field of the store configuration is out of range.
+    #[error("invalid store configuration: `{field}` {reason}")]
+    Config {
+        /// The field, as named in `StoreConfig` (and the `[store]` TOML section).
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// Events handed to [`EventStore::import`](crate::EventStore::import) do not form one aggregate's run.
+    #[error("invalid import: {0}")]
+    InvalidImport(String),
+    /// The store holds more than the in-memory MerkleDAG can index.
+    #[error("the MerkleDAG cannot hold the store: {0}")]
+    DagCapacity(String),
     /// Reading the input of an object put failed.
     #[error("reading object input: {0}")]
     Io(#[from] std::io::Error),

@@ -273,7 +273,7 @@ impl EventStore {
         let mut encoded = Vec::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
             if event.envelope.aggregate() != aggregate {
-                return Err(Error::Config(format!(
+                return Err(Error::InvalidImport(format!(
                     "import event {index} belongs to {}, not {aggregate}",
                     event.envelope.aggregate()
                 )));

@@ -40,7 +40,7 @@ pub use kv::{KvBucket, KvChange, KvOptions};
 pub use live_dag::LiveDag;
 pub use message::StoredEvent;
 pub use named::{MAX_NAME_LEN, NAMED_FORMAT, NamedObjects, NamedRecord, NamedVersion, validate_name};
-pub use objects::{ObjectMeta, ObjectReader, ObjectStore};
+pub use objects::{BucketUsage, ObjectMeta, ObjectReader, ObjectStore};
 pub use provision::events_stream_config;
 pub use read::{AggregateQuery, LogState, StartAt};
 pub use verify::{Problem, VerifyReport};

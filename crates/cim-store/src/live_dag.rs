@@ -198,7 +198,7 @@ pub(crate) fn apply(
         Ok(stored) => match dag.insert(&stored.event, stored.seq) {
             Ok(_) => (stored.seq, None),
             Err(DagError::Chain(error)) => (stored.seq, Some(Problem::Chain { seq: stored.seq, error })),
-            Err(other) => return Err(Error::Config(format!("the MerkleDAG cannot hold the store: {other}"))),
+            Err(other) => return Err(Error::DagCapacity(other.to_string())),
         },
         Err(Error::CorruptEvent { seq, cid, reason }) => (seq, Some(Problem::Corrupt { seq, cid, reason })),
         Err(other) => return Err(other),

@@ -129,6 +129,44 @@ impl NamedObjects {
         Err(Error::nats("updating a name", format!("{name:?} kept changing under {UPDATE_RETRIES} attempts")))
     }
 
+    /// Points `name` at an existing version record (for example one restored
+    /// from an archive): the record and every earlier one must be stored and
+    /// chain back through `prev`, and the name's current head, if any, must
+    /// be one of them (a fast-forward). Otherwise the name moved elsewhere
+    /// and nothing changes.
+    pub async fn adopt(&self, name: &str, record: Cid) -> Result<NamedRecord> {
+        validate_name(name)?;
+        let adopted = self.record(name, &record).await?;
+        if self.objects.stat(&adopted.record.content).await?.is_none() {
+            return Err(Error::ObjectNotFound(adopted.record.content));
+        }
+        let entry = self.heads.entry(name).await.map_err(|e| Error::nats("reading a name", e))?;
+        let live = entry.filter(|e| e.operation == kv::Operation::Put);
+        let current = match &live {
+            Some(entry) => Some(parse_cid(name, &entry.value)?),
+            None => None,
+        };
+        if current == Some(record) {
+            return Ok(adopted);
+        }
+        let ancestors = self.chain_from(name, adopted.clone()).await?;
+        if let Some(current) = current
+            && !ancestors.iter().any(|r| r.cid == current)
+        {
+            return Err(Error::NameConflict { name: name.to_owned(), head: current, adopted: record });
+        }
+        let value = record.to_string().into_bytes().into();
+        let moved = match live {
+            Some(entry) => self.heads.update(name, value, entry.revision).await.is_err(),
+            None => self.heads.create(name, value).await.is_err(),
+        };
+        if moved {
+            let head = self.head(name).await?.map_or(record, |h| h.cid);
+            return Err(Error::NameConflict { name: name.to_owned(), head, adopted: record });
+        }
+        Ok(adopted)
+    }
+
     /// The latest version of `name`, if it exists.
     pub async fn head(&self, name: &str) -> Result<Option<NamedRecord>> {
         validate_name(name)?;
@@ -141,9 +179,14 @@ impl NamedObjects {
     /// Every version of `name`, newest first, each record verified and
     /// linked to the next by `prev`.
     pub async fn history(&self, name: &str) -> Result<Vec<NamedRecord>> {
-        let mut versions = Vec::new();
-        let mut next =
+        let head =
             self.head(name).await?.ok_or_else(|| Error::NameNotFound { name: name.to_owned(), version: None })?;
+        self.chain_from(name, head).await
+    }
+
+    /// `next` and every record before it, newest first, each verified.
+    async fn chain_from(&self, name: &str, mut next: NamedRecord) -> Result<Vec<NamedRecord>> {
+        let mut versions = Vec::new();
         loop {
             let prev = next.record.prev;
             let expected = next.record.version.checked_sub(1);

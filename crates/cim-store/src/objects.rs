@@ -49,6 +49,15 @@ pub struct ObjectMeta {
     pub stored_at: Option<Timestamp>,
 }
 
+/// How much the object bucket holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketUsage {
+    /// Bytes stored, chunks and metadata together.
+    pub bytes: u64,
+    /// Messages stored (chunks and metadata).
+    pub messages: u64,
+}
+
 /// A content-addressed object store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ObjectStore {
@@ -314,6 +323,13 @@ impl ObjectStore {
         let meta = reader.meta().clone();
         reader.try_for_each(|_| futures::future::ready(Ok(()))).await?;
         Ok(meta)
+    }
+
+    /// Bytes and messages the bucket's stream holds.
+    pub async fn usage(&self) -> Result<BucketUsage> {
+        let info =
+            self.inner.stream.get_info().await.map_err(|e| Error::nats("reading the object bucket's state", e))?;
+        Ok(BucketUsage { bytes: info.state.bytes, messages: info.state.messages })
     }
 
     /// Every object in the bucket, by CID. Entries whose name is not a CID

@@ -121,6 +121,67 @@ impl EventStore {
         self.ordered(self.names().all_events(), start.deliver_policy(), end).await
     }
 
+    /// Every event from `start` through stream sequence `last_seq`, in
+    /// stream order: a stable range while writers go on appending.
+    pub async fn read_log_until(
+        &self,
+        start: StartAt,
+        last_seq: u64,
+    ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
+        self.ordered(self.names().all_events(), start.deliver_policy(), End::At(last_seq)).await
+    }
+
+    /// The events of every aggregate of one type from `start` up to the
+    /// last one stored when called, in stream order.
+    pub async fn read_type(
+        &self,
+        aggregate_type: &str,
+        start: StartAt,
+    ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
+        let subject = self.type_subject(aggregate_type)?;
+        let end = End::At(last_seq_of(self.stream(), &subject).await?);
+        self.ordered(subject, start.deliver_policy(), end).await
+    }
+
+    /// The events of every aggregate of one type from `start`, then each new
+    /// one as it is stored; never ends.
+    pub async fn subscribe_type(
+        &self,
+        aggregate_type: &str,
+        start: StartAt,
+    ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
+        let subject = self.type_subject(aggregate_type)?;
+        self.ordered(subject, start.deliver_policy(), End::Never).await
+    }
+
+    /// Every aggregate of one type with its number of events, from the
+    /// stream's subject counts (no events are read).
+    pub async fn aggregates(&self, aggregate_type: &str) -> Result<Vec<(AggregateKey, u64)>> {
+        let subject = self.type_subject(aggregate_type)?;
+        let counts: Vec<(String, usize)> = self
+            .stream()
+            .info_with_subjects(&subject)
+            .await
+            .map_err(|e| Error::nats("listing aggregates", e))?
+            .try_collect()
+            .await
+            .map_err(|e| Error::nats("listing aggregates", e))?;
+        let mut aggregates: Vec<(AggregateKey, u64)> = counts
+            .into_iter()
+            .filter_map(|(subject, count)| {
+                let (aggregate_type, aggregate_id) = self.names().aggregate_of_subject(&subject)?;
+                Some((AggregateKey::new(aggregate_type, aggregate_id).ok()?, count as u64))
+            })
+            .collect();
+        aggregates.sort();
+        Ok(aggregates)
+    }
+
+    fn type_subject(&self, aggregate_type: &str) -> Result<String> {
+        cim_cid::validate_aggregate_type(aggregate_type)?;
+        Ok(format!("{}.{aggregate_type}.*", self.names().events_prefix))
+    }
+
     /// Every event from `start`, then each new event as it is stored; never
     /// ends. Catch-up and tail are one ordered consumer, so nothing is missed
     /// or repeated between them.

@@ -50,3 +50,30 @@ async fn concurrent_writers_of_one_name_never_lose_a_version() {
     assert_eq!(history.len(), 20);
     assert_eq!(history.iter().map(|r| r.record.version).collect::<Vec<_>>(), (1..=20).rev().collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_name_adopts_a_restored_record_only_as_a_fast_forward() {
+    let server = cim_test_support::NatsServer::start().await;
+    let config = StoreConfig::default();
+    let objects = ObjectStore::open(server.connect().await, &config).await.unwrap();
+    let named = NamedObjects::open(objects.clone(), server.connect().await, &config).await.unwrap();
+    let v1 = named.put("doc", &b"one"[..]).await.unwrap();
+    let v2 = named.put("doc", &b"two"[..]).await.unwrap();
+
+    // Another store receives the records (as an archive import would) and adopts the head.
+    let other = StoreConfig::with_namespace("restored");
+    let target_objects = ObjectStore::open(server.connect().await, &other).await.unwrap();
+    let target = NamedObjects::open(target_objects.clone(), server.connect().await, &other).await.unwrap();
+    for record in [&v1, &v2] {
+        target_objects.put_bytes(&objects.get_bytes(&record.record.content).await.unwrap()).await.unwrap();
+        target_objects.put_ipld(&record.record).await.unwrap();
+    }
+    assert_eq!(target.adopt("doc", v1.cid).await.unwrap(), v1);
+    assert_eq!(target.adopt("doc", v2.cid).await.unwrap(), v2, "a fast-forward");
+    assert_eq!(target.adopt("doc", v2.cid).await.unwrap(), v2, "adopting the head again changes nothing");
+    let err = target.adopt("doc", v1.cid).await.unwrap_err();
+    assert!(matches!(err, Error::NameConflict { head, adopted, .. } if head == v2.cid && adopted == v1.cid), "{err}");
+    assert_eq!(target.history("doc").await.unwrap(), [v2.clone(), v1.clone()]);
+    let missing = cim_cid::dag_cbor_cid(b"no record");
+    assert!(matches!(target.adopt("other", missing).await, Err(Error::ObjectNotFound(_))));
+}

@@ -30,6 +30,10 @@ async fn objects_are_named_by_their_cid_and_stored_once() {
     bucket.get(meta.cid.to_string()).await.unwrap().read_to_end(&mut stock).await.unwrap();
     assert_eq!(stock, data);
 
+    let usage = objects.usage().await.unwrap();
+    assert_eq!(usage.messages, 4);
+    assert!(usage.bytes > data.len() as u64, "{usage:?}");
+
     let listed = objects.list().await.unwrap();
     assert_eq!(listed.iter().map(|m| m.cid).collect::<Vec<_>>(), [meta.cid]);
     let empty = objects.put(&b""[..]).await.unwrap();

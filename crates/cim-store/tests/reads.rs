@@ -91,3 +91,32 @@ async fn one_event_is_found_by_cid() {
     let missing = cim_cid::dag_cbor_cid(b"no such event");
     assert!(matches!(store.event(&missing).await, Err(cim_store::Error::EventNotFound(c)) if c == missing));
 }
+
+#[tokio::test]
+async fn reads_by_aggregate_type_and_up_to_a_sequence() {
+    let (_server, store) = store().await;
+    for (t, id) in [("unit", "a"), ("order", "1"), ("unit", "b"), ("unit", "a"), ("order", "2")] {
+        store.append(&key(t, id), ExpectedVersion::Any, vec![event("Changed", json!({}))]).await.unwrap();
+    }
+    let units: Vec<_> = store.read_type("unit", StartAt::Beginning).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(units.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 3, 4]);
+    assert_eq!(store.aggregates("unit").await.unwrap(), [(key("unit", "a"), 2), (key("unit", "b"), 1)]);
+    assert!(store.aggregates("nothing").await.unwrap().is_empty());
+    assert!(matches!(store.read_type("bad.type", StartAt::Beginning).await, Err(cim_store::Error::Invalid(_))));
+
+    let first_three: Vec<_> = store.read_log_until(StartAt::Beginning, 3).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(first_three.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+
+    let mut live = store.subscribe_type("order", StartAt::Beginning).await.unwrap();
+    let next_order = store.clone();
+    tokio::spawn(async move {
+        next_order.append(&key("unit", "c"), ExpectedVersion::Any, vec![event("Changed", json!({}))]).await.unwrap();
+        next_order.append(&key("order", "3"), ExpectedVersion::Any, vec![event("Placed", json!({}))]).await.unwrap();
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let next = tokio::time::timeout(Duration::from_secs(10), live.next()).await.unwrap().unwrap().unwrap();
+        seen.push(next.event.envelope.aggregate().to_string());
+    }
+    assert_eq!(seen, ["order/1", "order/2", "order/3"]);
+}

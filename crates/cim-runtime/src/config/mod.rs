@@ -321,16 +321,10 @@ fn validate<S: Settings>(config: &Config<S>, check_files: bool) -> Result<(), (S
     Ok(())
 }
 
-/// The store's messages start with the field they are about
-/// (`replicas must be between 1 and 5`): name it as the key.
+/// Names the `[store]` key the store's validation refused.
 fn store_error(error: cim_store::Error) -> (String, String) {
     match error {
-        cim_store::Error::Config(message) => match message.split_once(' ') {
-            Some((field, rest)) if fields::field_names::<StoreConfig>().contains(&field) => {
-                (format!("store.{field}"), rest.to_owned())
-            }
-            _ => ("store".to_owned(), message),
-        },
+        cim_store::Error::Config { field, reason } => (format!("store.{field}"), reason),
         other => ("store".to_owned(), other.to_string()),
     }
 }
