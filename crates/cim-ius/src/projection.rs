@@ -1,7 +1,7 @@
 //! The current state of every unit: a projection of the event stream, held
-//! in memory, rebuilt from the first event at every start and kept current
-//! from the live tail (one ordered consumer, so nothing is missed between
-//! the two). It holds nothing the stream does not: delete it (restart the
+//! in memory, rebuilt from the units' first event at every start and kept
+//! current from the live tail, which starts right after the last event the
+//! rebuild read. It holds nothing the stream does not: delete it (restart the
 //! process) and it comes back identical, which [`Projection::digest`] lets
 //! anyone check.
 //!
@@ -57,6 +57,26 @@ impl Drop for Feeder {
     }
 }
 
+/// Applies one read unit event; returns its stream sequence unless reading
+/// itself failed. A corrupt event is kept as a problem and skipped.
+fn apply_item(inner: &RwLock<Inner>, item: Result<StoredEvent, cim_store::Error>) -> Option<u64> {
+    match item {
+        Ok(stored) => {
+            apply_stored(inner, &stored);
+            Some(stored.seq)
+        }
+        Err(cim_store::Error::CorruptEvent { seq, cid, reason }) => {
+            error!(seq, ?cid, %reason, "corrupt event in the stream; skipped");
+            inner.write().expect("projection lock").problems.push(format!("stream sequence {seq}: {reason}"));
+            Some(seq)
+        }
+        Err(e) => {
+            warn!(error = %e, "reading the event stream for the projection");
+            None
+        }
+    }
+}
+
 /// What the projection holds, for comparing two of them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProjectionStatus {
@@ -71,42 +91,30 @@ pub struct ProjectionStatus {
 }
 
 impl Projection {
-    /// Replays the whole stream and returns once every event stored at the
-    /// call has been applied; then keeps following.
+    /// Replays every unit event stored (only the units' subjects are read)
+    /// and returns once they are applied; then follows the units' live tail
+    /// from the next stream sequence, so nothing is missed between the two.
     pub async fn start(store: &EventStore) -> Result<Self, cim_store::Error> {
         let started = std::time::Instant::now();
-        let target = store.log_state().await?.last_seq;
-        let mut events = store.subscribe(StartAt::Beginning).await?;
         let inner = Arc::new(RwLock::new(Inner::default()));
-        let (applied_tx, applied) = watch::channel(0);
+        let mut applied_seq = 0;
+        let mut stored = store.read_type(UNIT_AGGREGATE, StartAt::Beginning).await?;
+        while let Some(item) = stored.next().await {
+            applied_seq = apply_item(&inner, item).unwrap_or(applied_seq);
+        }
+        let mut events = store.subscribe_type(UNIT_AGGREGATE, StartAt::Sequence(applied_seq + 1)).await?;
+        let (applied_tx, applied) = watch::channel(applied_seq);
         let feeder = tokio::spawn({
             let inner = inner.clone();
             async move {
                 while let Some(item) = events.next().await {
-                    match item {
-                        Ok(stored) => {
-                            let seq = stored.seq;
-                            if stored.event.envelope.aggregate_type() == UNIT_AGGREGATE {
-                                apply_stored(&inner, &stored);
-                            }
-                            applied_tx.send_replace(seq);
-                        }
-                        Err(cim_store::Error::CorruptEvent { seq, cid, reason }) => {
-                            error!(seq, ?cid, %reason, "corrupt event in the stream; skipped");
-                            inner
-                                .write()
-                                .expect("projection lock")
-                                .problems
-                                .push(format!("stream sequence {seq}: {reason}"));
-                            applied_tx.send_replace(seq);
-                        }
-                        Err(e) => warn!(error = %e, "reading the event stream for the projection"),
+                    if let Some(seq) = apply_item(&inner, item) {
+                        applied_tx.send_replace(seq);
                     }
                 }
             }
         });
         let projection = Self { inner, applied, _feeder: Arc::new(Feeder(feeder)) };
-        projection.wait_for_seq(target).await;
         info!(units = projection.len(), elapsed = ?started.elapsed(), "unit projection rebuilt from the event stream");
         Ok(projection)
     }

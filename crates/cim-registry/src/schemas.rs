@@ -225,17 +225,14 @@ impl SchemaRegistry {
 
     /// Every type (starting with `prefix`) and its latest version, sorted.
     pub async fn list(&self, prefix: Option<&str>) -> Result<Vec<SchemaType>> {
-        let dag = self.store.dag().await?;
-        dag.catch_up().await?;
-        let mut types: Vec<SchemaType> = dag
-            .read()
-            .aggregates()
-            .filter(|head| head.aggregate.aggregate_type() == SCHEMA_AGGREGATE)
-            .filter(|head| prefix.is_none_or(|p| head.aggregate.aggregate_id().starts_with(p)))
-            .map(|head| SchemaType {
-                type_name: head.aggregate.aggregate_id().to_owned(),
-                latest_version: head.version,
-            })
+        // One event per schema version, so an aggregate's event count is its latest version.
+        let mut types: Vec<SchemaType> = self
+            .store
+            .aggregates(SCHEMA_AGGREGATE)
+            .await?
+            .into_iter()
+            .filter(|(key, _)| prefix.is_none_or(|p| key.aggregate_id().starts_with(p)))
+            .map(|(key, versions)| SchemaType { type_name: key.aggregate_id().to_owned(), latest_version: versions })
             .collect();
         types.sort_by(|a, b| a.type_name.cmp(&b.type_name));
         Ok(types)

@@ -48,17 +48,40 @@ pub(crate) async fn ordered_messages(
         return Ok(futures::stream::empty().boxed());
     }
     let filter = config.filter_subject.clone();
+    // Named, so it can be deleted as soon as the read ends: JetStream allows
+    // a stream 1,000 consumers, and an abandoned ephemeral one lingers until
+    // its inactivity threshold.
+    let name = format!("cim-read-{}", nuid::next());
+    let config = OrderedConfig { name: Some(name.clone()), ..config };
     let consumer = stream.create_consumer(config).await.map_err(|e| Error::nats("creating an ordered consumer", e))?;
+    let cleanup = DeleteOnDrop { stream: stream.clone(), name };
     if end != End::Never && consumer.cached_info().num_pending == 0 {
         return Ok(futures::stream::empty().boxed());
     }
     let messages = consumer.messages().await.map_err(|e| Error::nats("reading a stream", e))?;
-    let state = Reader { messages, stream: stream.clone(), filter, end, last: 0, done: false };
+    let state = Reader { messages, stream: stream.clone(), filter, end, last: 0, done: false, _cleanup: cleanup };
     Ok(futures::stream::unfold(state, Reader::next).boxed())
+}
+
+/// Deletes a consumer (and the replacements an ordered consumer creates as
+/// `<name>_<n>`, which expire on their own) when the read is dropped.
+struct DeleteOnDrop {
+    stream: stream::Stream,
+    name: String,
+}
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (stream, name) = (self.stream.clone(), std::mem::take(&mut self.name));
+            runtime.spawn(async move { stream.delete_consumer(&name).await });
+        }
+    }
 }
 
 struct Reader {
     messages: jetstream::consumer::pull::Ordered,
+    _cleanup: DeleteOnDrop,
     stream: stream::Stream,
     filter: String,
     end: End,

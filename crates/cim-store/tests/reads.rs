@@ -120,3 +120,21 @@ async fn reads_by_aggregate_type_and_up_to_a_sequence() {
     }
     assert_eq!(seen, ["order/1", "order/2", "order/3"]);
 }
+
+#[tokio::test]
+async fn reads_release_their_consumers() {
+    // JetStream allows a stream 1,000 consumers; every read must give its own back.
+    let (_server, store) = store().await;
+    let item = key("item", "hot");
+    store.append(&item, ExpectedVersion::Exact(0), vec![event("Made", json!({}))]).await.unwrap();
+    for _ in 0..1_100 {
+        assert_eq!(store.read_aggregate(&item, AggregateQuery::all()).await.unwrap().len(), 1);
+    }
+    let mut partial = store.read_log(StartAt::Beginning).await.unwrap();
+    partial.next().await.unwrap().unwrap();
+    drop(partial);
+    let js = store.jetstream();
+    let mut stream = js.get_stream("CIM_EVENTS").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(stream.info().await.unwrap().state.consumer_count < 10);
+}
