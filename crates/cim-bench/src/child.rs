@@ -129,11 +129,15 @@ pub async fn run(args: &ChildArgs) -> Result<ChildReport> {
         }
         None => tokio::process::Command::new(&exe),
     };
+    // `output()` would capture stderr too; spawn keeps the child's errors visible.
     let output = command
         .arg(ARG)
         .args(args.to_args())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
-        .output()
+        .spawn()
+        .with_context(|| format!("starting {} {ARG} {:?}", exe.display(), args.phase))?
+        .wait_with_output()
         .await
         .with_context(|| format!("running {} {ARG} {:?}", exe.display(), args.phase))?;
     if !output.status.success() {

@@ -121,6 +121,7 @@ pub async fn child(client: async_nats::Client, args: &ChildArgs) -> Result<Child
                 })
                 .await
                 .context("creating the raw bucket")?;
+            raise_consumer_limit(&js, &format!("OBJ_{}", args.name), args.count, "raw").await?;
             let report = ChildReport::begin();
             let started = Instant::now();
             for i in 0..args.count {
@@ -135,6 +136,7 @@ pub async fn child(client: async_nats::Client, args: &ChildArgs) -> Result<Child
         }
         Phase::StorePut => {
             let store = ObjectStore::open(client, &config).await.context("opening the object store")?;
+            raise_consumer_limit(&js, &format!("OBJ_{}", store.bucket()), args.count, "store").await?;
             let report = ChildReport::begin();
             let started = Instant::now();
             for i in 0..args.count {
@@ -185,6 +187,23 @@ pub async fn child(client: async_nats::Client, args: &ChildArgs) -> Result<Child
         Phase::RawDrain | Phase::StoreRebuild => unreachable!("not an object phase"),
     };
     Ok(report)
+}
+
+/// nats-server 2.15 limits every stream to 1,000 consumers unless the stream
+/// sets a limit itself, and an object get (raw or the store's) leaves its
+/// ephemeral consumer behind until it has been idle for 30 s: more than 1,000
+/// gets in 30 s fail with 10026 "maximum consumers limit reached". Both
+/// buckets get the same explicit limit so that the workload can run at all;
+/// `CIM_BENCH_KEEP_CONSUMER_LIMIT=raw|store|all` leaves the server's default
+/// in place for that side.
+async fn raise_consumer_limit(js: &jetstream::Context, stream: &str, count: usize, side: &str) -> Result<()> {
+    if std::env::var("CIM_BENCH_KEEP_CONSUMER_LIMIT").is_ok_and(|keep| keep == side || keep == "all") {
+        return Ok(());
+    }
+    let mut config = js.get_stream(stream).await.context("opening an object stream")?.cached_info().config.clone();
+    config.max_consumers = (2 * count as i32).max(1000);
+    js.update_stream(config).await.context("raising an object stream's consumer limit")?;
+    Ok(())
 }
 
 fn finish(
