@@ -1,0 +1,221 @@
+# The NixOS module of one CIM component (a `cim-runtime` binary), as
+# `services.cim.<name>`: the component's TOML configuration from RFC 42
+# `settings`, checked at build time by the binary itself, its NATS password
+# passed in with LoadCredential, and one hardened systemd service.
+#
+# Every component module is this function applied to a few facts; see
+# modules/registry.nix and docs/deploy.md ("Adding a component").
+{
+  # Attribute under `services.cim`, and the component's NATS user by default.
+  name,
+  # The binary, which is also the systemd unit and the micro service name.
+  binary,
+  # Human name, for descriptions.
+  title,
+  # Port of `http.listen` (metrics and health) by default; distinct per
+  # component so that several can run on one host.
+  httpPort,
+}:
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkOption types;
+  cfg = config.services.cim.${name};
+  secrets = import ./secrets.nix { inherit lib; };
+  hardening = import ./hardening.nix;
+  format = pkgs.formats.toml { };
+  opt = "services.cim.${name}";
+
+  # Where systemd puts the LoadCredential copies for this service.
+  credentialsDir = "/run/credentials/${binary}.service";
+
+  # TOML has no null: an option left at null is a key left out.
+  rendered = lib.filterAttrsRecursive (_: value: value != null) cfg.settings;
+  unchecked = format.generate "${binary}.toml" rendered;
+
+  # The binary checks its own file at build time: syntax, unknown keys, value
+  # ranges. `--skip-file-checks`: the credentials exist only at run time.
+  # `settings` rides along (passthru) for the evaluation check in nix/eval.
+  configFile =
+    if cfg.checkConfig then
+      pkgs.runCommand "${binary}-checked.toml"
+        {
+          nativeBuildInputs = [ cfg.package ];
+          passthru.settings = rendered;
+        }
+        ''
+          ${binary} --check-config ${unchecked} --skip-file-checks
+          ln -s ${unchecked} $out
+        ''
+    else
+      unchecked;
+
+  # NATS on this machine (the host module, or services.nats by hand): start
+  # after it. In a container NATS is on the host and not ours to order.
+  natsLocal = config.services.nats.enable;
+
+  # Keys of [nats] that name secret files (docs/services.md).
+  secretKeys = [
+    "password_file"
+    "token_file"
+    "nkey_seed_file"
+    "creds_file"
+    "tls_key_file"
+  ];
+
+  # A [section] of `settings` with a few typed keys and the rest free-form.
+  section =
+    description: options:
+    mkOption {
+      inherit description;
+      default = { };
+      type = types.submodule {
+        freeformType = format.type;
+        inherit options;
+      };
+    };
+in
+{
+  options.services.cim.${name} = {
+    enable = lib.mkEnableOption "the CIM ${title} (`${binary}`)";
+
+    package = mkOption {
+      type = types.package;
+      defaultText = lib.literalExpression "self.packages.\${system}.${binary}";
+      description = "The package providing `bin/${binary}`; the flake's own by default.";
+    };
+
+    checkConfig = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Check the rendered configuration at build time with
+        `${binary} --check-config FILE --skip-file-checks`. Turn off only
+        when the build machine cannot run the binary (cross-compiling).
+      '';
+    };
+
+    nats.passwordFile = mkOption {
+      type = types.nullOr secrets.type;
+      default = null;
+      example = "/var/lib/cim/secrets/${name}/nats-password";
+      description = ''
+        File holding the NATS password of `settings.nats.user` (whitespace at
+        the ends is ignored). Read by systemd (LoadCredential), so it can be
+        owned by root with mode 0400; the service reads its copy as
+        `${credentialsDir}/nats-password`. Must not be in the Nix store.
+      '';
+    };
+
+    settings = mkOption {
+      default = { };
+      description = ''
+        The configuration of `${binary}` (docs/services.md): every section
+        and key that the binary accepts, rendered to TOML. Unknown keys fail
+        the build, through the build-time `--check-config`.
+      '';
+      example = lib.literalExpression ''
+        {
+          log.level = "info,cim_store=debug";
+          runtime.heartbeat_secs = 5;
+        }
+      '';
+      type = types.submodule {
+        freeformType = format.type;
+        options = {
+          nats = section "`[nats]`: the connection to NATS." {
+            url = mkOption {
+              type = types.either types.str (types.listOf types.str);
+              default = "nats://127.0.0.1:4222";
+              example = "nats://10.233.0.1:4222";
+              description = "NATS server URL(s).";
+            };
+            user = mkOption {
+              type = types.nullOr types.str;
+              default = name;
+              description = ''
+                NATS user name; the host module declares one user per
+                component with that component's permissions. `null`
+                connects without credentials.
+              '';
+            };
+            password_file = mkOption {
+              type = types.nullOr types.str;
+              default = if cfg.nats.passwordFile != null then "${credentialsDir}/nats-password" else null;
+              defaultText = lib.literalExpression ''"${credentialsDir}/nats-password" when nats.passwordFile is set'';
+              description = ''
+                Read by the component at start. Set
+                `${opt}.nats.passwordFile` instead: the service runs as a
+                dynamic user and reads secrets only through LoadCredential.
+              '';
+            };
+          };
+          store = section "`[store]`: the event and object store (docs/spec/jetstream.md)." {
+            namespace = mkOption {
+              type = types.strMatching "[a-z0-9][a-z0-9_-]{0,31}";
+              default = "cim";
+              description = "Store namespace: prefix of every stream, subject and bucket. Same as the host's.";
+            };
+          };
+          http = section "`[http]`: metrics (`/metrics`) and health (`/healthz`, `/readyz`)." {
+            listen = mkOption {
+              type = types.str;
+              default = "127.0.0.1:${toString httpPort}";
+              description = "Address of the HTTP endpoints.";
+            };
+          };
+        };
+      };
+    };
+
+    configFile = mkOption {
+      type = types.path;
+      readOnly = true;
+      default = configFile;
+      defaultText = "the checked TOML rendered from settings";
+      description = "The configuration file the service runs with (read-only; rendered from `settings`).";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = cfg.settings.nats.user == null || cfg.nats.passwordFile != null || cfg.settings.nats ? creds_file;
+        message = ''
+          ${opt}.nats.passwordFile is not set, but the component connects to NATS
+          as user "${toString cfg.settings.nats.user}" and needs its password. Point it at a
+          root-only file outside the Nix store, e.g.
+            ${opt}.nats.passwordFile = "/var/lib/cim/secrets/${name}/nats-password";
+          (the host module's users.${name}.passwordFile on the NATS host), or set
+          ${opt}.settings.nats.user = null to connect without credentials.
+        '';
+      }
+      (secrets.outsideStore "${opt}.nats.passwordFile" cfg.nats.passwordFile)
+    ]
+    ++ map (key: secrets.outsideStore "${opt}.settings.nats.${key}" (cfg.settings.nats.${key} or null)) secretKeys;
+
+    systemd.services.${binary} = {
+      description = "CIM ${title}";
+      documentation = [ "https://github.com/cim-project/cim/blob/main/docs/services.md" ];
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ] ++ lib.optional natsLocal "nats.service";
+      after = [ "network-online.target" ] ++ lib.optional natsLocal "nats.service";
+      serviceConfig = hardening // {
+        Type = "exec";
+        ExecStart = "${cfg.package}/bin/${binary} --config ${cfg.configFile}";
+        DynamicUser = true;
+        LoadCredential = lib.optional (cfg.nats.passwordFile != null) "nats-password:${cfg.nats.passwordFile}";
+        # The runtime reconnects by itself; a crash or a failed start
+        # (NATS unreachable for longer than its connect timeout) restarts.
+        Restart = "on-failure";
+        RestartSec = 2;
+        # SIGTERM: drain in-flight requests for runtime.shutdown_grace_secs.
+        TimeoutStopSec = (cfg.settings.runtime.shutdown_grace_secs or 30) + 15;
+      };
+    };
+  };
+}

@@ -1,0 +1,114 @@
+# The evaluation check: our NixOS modules, containers, example host and test
+# suites evaluated with nixpkgs' `lib` alone, against stub declarations of
+# the NixOS options they use (./nixos, mirroring nixpkgs' types) and a stub
+# `pkgs` (./pkgs.nix). Run by `cargo xtask test` (xtask/src/nix.rs):
+#
+#   nix-instantiate --eval --strict --json nix/eval -A report --arg lib 'import <nixpkgs.lib>/lib'
+#   nix-instantiate --eval --strict nix/eval -A cases.<name>   # must fail, see ./cases.nix
+{ lib }:
+let
+  pkgs = import ./pkgs.nix { inherit lib; };
+  baseModules = import ./nixos { inherit pkgs; };
+
+  # The flake as the modules see it: `self.packages.<system>.<name>`.
+  self.packages.${pkgs.system} = {
+    cim = pkgs.runCommand "cim-0.1.0" { } "";
+    cim-registry = pkgs.runCommand "cim-registry-0.1.0" { } "";
+    cim-ius = pkgs.runCommand "cim-ius-0.1.0" { } "";
+    cim-nats-probe = pkgs.runCommand "cim-nats-probe" { } "";
+  };
+  cimModules = import ../../modules { inherit self; };
+
+  evalSystem =
+    modules:
+    lib.evalModules {
+      modules = baseModules ++ modules;
+      specialArgs = { inherit baseModules; };
+    };
+
+  system = modules: (evalSystem modules).config;
+
+  # Forces the whole system: every assertion of the host and its containers,
+  # every unit's text. Returns what the check writes out.
+  report =
+    config:
+    let
+      toplevel = config.system.build.toplevel;
+      containers = lib.mapAttrs (name: c: c.config) config.containers;
+      componentOf =
+        sys:
+        lib.filterAttrs (_: c: c.enable) (lib.removeAttrs (sys.services.cim or { }) [ "host" "containers" ]);
+      rendered =
+        sys:
+        lib.mapAttrs' (
+          name: c:
+          lib.nameValuePair "cim-${name}.toml" {
+            binary = "cim-${name}";
+            settings = c.configFile.settings;
+            check = c.configFile.buildCommand;
+          }
+        ) (componentOf sys);
+    in
+    builtins.seq toplevel.outPath {
+      warnings = toplevel.warnings;
+      units = lib.mapAttrs (_: u: u.text) config.systemd.units;
+      etc = lib.mapAttrs (_: e: e.source.value or e.text or null) config.environment.etc;
+      containers = lib.mapAttrs (_: c: {
+        units = lib.mapAttrs (_: u: u.text) c.systemd.units;
+        rendered = rendered c;
+      }) containers;
+      rendered = rendered config;
+      nats = lib.optionalAttrs config.services.cim.host.enable {
+        settings = config.services.nats.settings;
+        inherit (config.services.cim.host.internal.nats) passwordFilter credentials;
+        account = config.services.cim.host.account;
+        cli = config.services.cim.host.internal.cli;
+        names = config.services.cim.host.names;
+      };
+    };
+
+  testing = import ./testing.nix { inherit lib pkgs baseModules; };
+  tests = import ../../tests {
+    pkgs = pkgs // {
+      testers.runNixOSTest = testing;
+    };
+    inherit self;
+    nixosModules = cimModules;
+  };
+
+  # Options under services.cim without a description: the option docs would
+  # show them bare. Must be empty.
+  undocumented =
+    let
+      options = (evalSystem [ cimModules.default ]).options.services.cim;
+    in
+    map (o: o.name) (
+      lib.filter (o: o.visible && !o.internal && (o.description or null == null || o.description == "")) (
+        lib.optionAttrSetToDocList options
+      )
+    );
+in
+{
+  inherit system evalSystem cimModules;
+
+  example = system [
+    cimModules.default
+    ../../nixos/example.nix
+  ];
+
+  report = {
+    example = report (system [
+      cimModules.default
+      ../../nixos/example.nix
+    ]);
+    tests = lib.mapAttrs (_: test: {
+      inherit (test) globalTimeout testScript;
+      nodes = lib.mapAttrs (
+        _: node: builtins.seq node.system.build.toplevel.outPath (lib.mapAttrs (_: c: c.path.outPath) node.containers)
+      ) test.nodes;
+    }) tests;
+    inherit undocumented;
+  };
+
+  cases = import ./cases.nix { inherit lib system cimModules; };
+}

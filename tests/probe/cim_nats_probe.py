@@ -1,0 +1,183 @@
+"""cim-nats-probe: a tiny NATS client for CIM's deployment tests.
+
+Used by the nixosTest suites (tests/*.nix) and by `cargo xtask test`'s live
+check of the configurations the NixOS modules render. It speaks plain NATS
+(nats-py), independent of CIM's own Rust code, so it checks what a stock
+client sees:
+
+    cim-nats-probe [--server URL] [--user U --password-file F] COMMAND ...
+
+    ping SERVICE [--expect N]    $SRV.PING.<SERVICE>: print the replies (JSON
+                                 lines); exit 1 if fewer than N answer
+    request SUBJECT [JSON]       send a request, print the reply body; exit 1
+                                 on no reply, 3 on a service error reply
+    denied-publish SUBJECT       exit 0 if the server refuses the publish
+                                 (permissions violation), 1 if it allowed it
+    denied-subscribe SUBJECT     the same for a subscription
+    allowed-publish SUBJECT      exit 0 if the server accepts the publish
+    put-object BUCKET FILE       store FILE in a JetStream object store bucket
+                                 under its raw CID (as cim-store names
+                                 objects, docs/spec/jetstream.md §2); print it
+
+Only stdlib and nats-py; no CIM code.
+"""
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import sys
+
+import nats
+from nats.errors import NoRespondersError, TimeoutError
+
+
+async def connect(args, errors):
+    async def on_error(err):
+        errors.append(str(err))
+
+    options = {
+        "servers": args.server.split(","),
+        "error_cb": on_error,
+        "allow_reconnect": False,
+        "connect_timeout": args.timeout,
+    }
+    if args.user:
+        options["user"] = args.user
+    if args.password_file:
+        with open(args.password_file, encoding="utf-8") as file:
+            options["password"] = file.read().strip()
+    return await nats.connect(**options)
+
+
+async def ping(nc, args):
+    inbox = nc.new_inbox()
+    replies = []
+    sub = await nc.subscribe(inbox)
+    await nc.publish(f"$SRV.PING.{args.service}", b"", reply=inbox)
+    deadline = asyncio.get_running_loop().time() + args.timeout
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            break
+        try:
+            msg = await sub.next_msg(timeout=left)
+        except TimeoutError:
+            break
+        replies.append(json.loads(msg.data))
+        if len(replies) >= args.expect and not args.wait_all:
+            break
+    for reply in replies:
+        print(json.dumps(reply, sort_keys=True))
+    if len(replies) < args.expect:
+        print(f"only {len(replies)} of {args.expect} {args.service} instances answered", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def request(nc, args):
+    try:
+        msg = await nc.request(args.subject, args.body.encode(), timeout=args.timeout)
+    except NoRespondersError:
+        print(f"no service answers on {args.subject}", file=sys.stderr)
+        return 1
+    except TimeoutError:
+        print(f"no reply on {args.subject} within {args.timeout}s", file=sys.stderr)
+        return 1
+    print(msg.data.decode())
+    if msg.headers and "Nats-Service-Error" in msg.headers:
+        return 3
+    return 0
+
+
+async def check_publish(nc, args, errors, want_denied):
+    await nc.publish(args.subject, args.body.encode())
+    # The server answers a refused publish with -ERR before the PONG of the
+    # flush, so after the flush the error callback has run.
+    await nc.flush(timeout=args.timeout)
+    await asyncio.sleep(0.2)
+    return report(errors, f"publish to {args.subject}", want_denied)
+
+
+async def check_subscribe(nc, args, errors):
+    await nc.subscribe(args.subject)
+    await nc.flush(timeout=args.timeout)
+    await asyncio.sleep(0.2)
+    return report(errors, f"subscription to {args.subject}", True)
+
+
+def raw_cid(data):
+    """CIDv1, codec raw (0x55), sha2-256, base32 lower case: `bafkrei...`."""
+    binary = bytes([0x01, 0x55, 0x12, 0x20]) + hashlib.sha256(data).digest()
+    return "b" + base64.b32encode(binary).decode().lower().rstrip("=")
+
+
+async def put_object(nc, args):
+    with open(args.file, "rb") as file:
+        data = file.read()
+    cid = raw_cid(data)
+    store = await nc.jetstream().object_store(args.bucket)
+    await store.put(cid, data)
+    print(cid)
+    return 0
+
+
+def report(errors, what, want_denied):
+    denied = any("permissions violation" in e.lower() for e in errors)
+    print(f"{what}: {'denied' if denied else 'allowed'}" + (f" ({errors[0]})" if errors else ""))
+    return 0 if denied == want_denied else 1
+
+
+async def run(args):
+    errors = []
+    nc = await connect(args, errors)
+    try:
+        if args.command == "ping":
+            return await ping(nc, args)
+        if args.command == "request":
+            return await request(nc, args)
+        if args.command == "denied-publish":
+            return await check_publish(nc, args, errors, True)
+        if args.command == "allowed-publish":
+            return await check_publish(nc, args, errors, False)
+        if args.command == "put-object":
+            return await put_object(nc, args)
+        if args.command == "denied-subscribe":
+            return await check_subscribe(nc, args, errors)
+        raise AssertionError(args.command)
+    finally:
+        await nc.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="cim-nats-probe", description=__doc__.splitlines()[0])
+    parser.add_argument("--server", default="nats://127.0.0.1:4222")
+    parser.add_argument("--user")
+    parser.add_argument("--password-file")
+    parser.add_argument("--timeout", type=float, default=5.0)
+    commands = parser.add_subparsers(dest="command", required=True)
+    ping_cmd = commands.add_parser("ping")
+    ping_cmd.add_argument("service")
+    ping_cmd.add_argument("--expect", type=int, default=1)
+    ping_cmd.add_argument("--wait-all", action="store_true", help="collect replies until the timeout")
+    request_cmd = commands.add_parser("request")
+    request_cmd.add_argument("subject")
+    request_cmd.add_argument("body", nargs="?", default="{}")
+    for name in ("denied-publish", "allowed-publish", "denied-subscribe"):
+        sub = commands.add_parser(name)
+        sub.add_argument("subject")
+        sub.add_argument("body", nargs="?", default="")
+    put_cmd = commands.add_parser("put-object")
+    put_cmd.add_argument("bucket")
+    put_cmd.add_argument("file")
+    args = parser.parse_args()
+    try:
+        sys.exit(asyncio.run(run(args)))
+    except (OSError, nats.errors.Error) as err:
+        print(f"cim-nats-probe: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
