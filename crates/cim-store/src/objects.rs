@@ -36,6 +36,15 @@ use crate::{Error, Result, StoreConfig, provision};
 /// read holds at most this many chunks in memory.
 const READ_BATCH_CHUNKS: i64 = 16;
 
+/// An upload whose chunks are all acknowledged, with the metadata stored
+/// under its CID when the upload ended, if any.
+struct Uploaded {
+    cid: Cid,
+    size: u64,
+    chunks: usize,
+    existing: Option<(u64, ObjectInfo)>,
+}
+
 /// What the store knows about an object without reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -117,11 +126,9 @@ impl ObjectStore {
     async fn put_with_codec(&self, mut input: impl AsyncRead + Unpin, codec: u64) -> Result<ObjectMeta> {
         let nuid = nuid::next().to_string();
         let chunk_subject = self.chunk_subject(&nuid);
-        match self.upload_chunks(&mut input, &chunk_subject).await {
-            Ok((hasher, chunks)) => {
-                let size = hasher.len();
-                let cid = cid_from_digest(codec, &hasher.digest());
-                let outcome = self.publish_meta(cid, &nuid, size, chunks).await;
+        match self.upload_chunks(&mut input, &chunk_subject, codec).await {
+            Ok(Uploaded { cid, size, chunks, existing }) => {
+                let outcome = self.publish_meta(cid, &nuid, size, chunks, existing).await;
                 if !matches!(&outcome, Ok(info) if info.nuid == nuid) {
                     // Already stored (or failed): our chunks are not needed.
                     self.purge_chunks(&chunk_subject).await;
@@ -138,8 +145,12 @@ impl ObjectStore {
     }
 
     /// Streams `input` into chunks with up to `put_window` acknowledgements
-    /// outstanding; returns the content's hash state and chunk count.
-    async fn upload_chunks(&self, input: &mut (impl AsyncRead + Unpin), subject: &str) -> Result<(RawHasher, usize)> {
+    /// outstanding, hashing it. Once the input ends the CID is known, so the
+    /// look-up of metadata already stored under it runs while the last
+    /// acknowledgements are awaited, rather than after them: for an object of
+    /// one chunk that is one round trip less (three become two). The metadata
+    /// is still published only after every chunk is acknowledged.
+    async fn upload_chunks(&self, input: &mut (impl AsyncRead + Unpin), subject: &str, codec: u64) -> Result<Uploaded> {
         let mut hasher = RawHasher::default();
         let mut in_flight = FuturesOrdered::new();
         let mut chunks = 0;
@@ -165,16 +176,30 @@ impl ObjectStore {
                     .map_err(|e| Error::nats("storing an object chunk", e))?;
             }
         }
-        while let Some(ack) = in_flight.next().await {
-            ack.map_err(|e| Error::nats("storing an object chunk", e))?;
-        }
-        Ok((hasher, chunks))
+        let size = hasher.len();
+        let cid = cid_from_digest(codec, &hasher.digest());
+        let drain = async {
+            while let Some(ack) = in_flight.next().await {
+                ack.map_err(|e| Error::nats("storing an object chunk", e))?;
+            }
+            Ok(())
+        };
+        let ((), existing) = futures::try_join!(drain, self.meta_message(&cid))?;
+        Ok(Uploaded { cid, size, chunks, existing })
     }
 
     /// Publishes the metadata naming the uploaded chunks `cid`, unless an
     /// object with that CID is already stored; returns the metadata in force.
-    async fn publish_meta(&self, cid: Cid, nuid: &str, size: u64, chunks: usize) -> Result<ObjectInfo> {
-        let expected_seq = match self.meta_message(&cid).await? {
+    /// `existing` is what [`ObjectStore::meta_message`] found for `cid`.
+    async fn publish_meta(
+        &self,
+        cid: Cid,
+        nuid: &str,
+        size: u64,
+        chunks: usize,
+        existing: Option<(u64, ObjectInfo)>,
+    ) -> Result<ObjectInfo> {
+        let expected_seq = match existing {
             Some((_, info)) if !info.deleted => return Ok(info),
             Some((seq, _)) => seq,
             None => 0,
