@@ -21,33 +21,8 @@
   };
 
   testScript = common.helpers + ''
-    # (user, subject) pairs that must be refused.
-    DENIED_PUBLISH = [
-        ("ius", "cim.events.schema.forged"),            # the registry's schema aggregates
-        ("ius", "$KV.cim-components.forged"),           # the registry's KV bucket
-        ("ius", "$KV.cim-names.forged"),                # names: the operator's
-        ("ius", "$O.cim-objects.C.forged"),             # object writes: the operator's
-        ("ius", "$JS.API.STREAM.DELETE.CIM_EVENTS"),    # no stream administration
-        ("ius", "$JS.API.STREAM.PURGE.CIM_EVENTS"),
-        ("ius", "$JS.API.STREAM.CREATE.forged"),
-        ("ius", "cim.service.registry.components.list"),
-        ("registry", "cim.events.unit.forged"),         # the IUS's unit aggregates
-        ("registry", "cim.service.ius.units.create"),
-        ("registry", "$JS.API.STREAM.INFO.OBJ_cim-objects"),
-        ("registry", "$JS.API.STREAM.DELETE.KV_cim-components"),
-    ]
-    DENIED_SUBSCRIBE = [
-        ("ius", "cim.service.registry.>"),              # impersonating the registry
-        ("ius", "$SRV.PING.cim-registry"),
-        ("registry", "cim.service.ius.>"),
-        ("registry", ">"),
-    ]
-    # What each component needs, so the refusals above are not a broken login.
-    ALLOWED_PUBLISH = [
-        ("ius", "cim.service.registry.schemas.list"),
-        ("ius", "cim.service.registry.components.register"),
-        ("registry", "$JS.API.STREAM.INFO.CIM_EVENTS"),
-    ]
+    # The matrix is shared with `cargo xtask test`'s live check.
+    MATRIX = json.loads("""${builtins.toJSON (builtins.fromJSON (builtins.readFile ./permission-matrix.json))}""")
 
     start_all()
     host.wait_for_unit("nats.service")
@@ -64,13 +39,16 @@
         assert "Violation" not in log, [line for line in log.splitlines() if "Violation" in line]
 
     with subtest("each component's user is refused the other's subjects"):
-        for user, subject in DENIED_PUBLISH:
+        for user, subject, why in MATRIX["denied_publish"]:
+            host.log(f"{user} may not publish to {subject}: {why}")
             host.succeed(probe("denied-publish", subject, user=user, container=f"cim-{user}"))
-        for user, subject in DENIED_SUBSCRIBE:
+        for user, subject, why in MATRIX["denied_subscribe"]:
+            host.log(f"{user} may not subscribe to {subject}: {why}")
             host.succeed(probe("denied-subscribe", subject, user=user, container=f"cim-{user}"))
 
     with subtest("and allowed its own"):
-        for user, subject in ALLOWED_PUBLISH:
+        for user, subject, why in MATRIX["allowed_publish"]:
+            host.log(f"{user} may publish to {subject}: {why}")
             host.succeed(probe("allowed-publish", subject, user=user, container=f"cim-{user}"))
         reply = json.loads(host.succeed(probe("request", "cim.service.registry.schemas.list", "{}", user="ius", container="cim-ius")))
         assert "types" in reply, reply

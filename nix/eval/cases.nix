@@ -88,7 +88,7 @@ in
     services.cim.host.users.stranger = { };
   });
 
-  old-nats-server = case "CIM needs\n2.12 or newer" (host (
+  old-nats-server = case "2.12 or newer (JetStream atomic batch publish)" (host (
     { pkgs, ... }:
     {
       services.cim.host.nats.package = pkgs.runCommand "nats-server-2.9.10" { version = "2.9.10"; } "";

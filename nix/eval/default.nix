@@ -87,9 +87,65 @@ let
         lib.optionAttrSetToDocList options
       )
     );
+  # flake.nix's outputs, with stand-ins for its inputs: nixpkgs (this lib,
+  # the stub pkgs, nixosSystem on the stub modules) and crane (./crane.nix).
+  # lib.fileset needs builtins.readFileType (Nix >= 2.14), so here it only
+  # checks its arguments and gives back the root.
+  flakeLib = lib // {
+    fileset = {
+      toSource =
+        { root, fileset }:
+        assert builtins.pathExists root && fileset ? _stubFileset;
+        toString root;
+      unions =
+        sets:
+        assert lib.all (set: builtins.isPath set && builtins.pathExists set || set ? _stubFileset) sets;
+        {
+          _stubFileset = true;
+        };
+      fileFilter =
+        predicate: root:
+        assert lib.isFunction predicate && builtins.pathExists root;
+        {
+          _stubFileset = true;
+        };
+    };
+    nixosSystem = args: evalSystem args.modules;
+  };
+  flakePkgs =
+    import ./pkgs.nix { lib = flakeLib; }
+    // {
+      testers.runNixOSTest = testing;
+    };
+  flake = (import ../../flake.nix).outputs {
+    self = flake;
+    nixpkgs = {
+      lib = flakeLib;
+      legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (_: flakePkgs);
+    };
+    crane.mkLib = pkgs: import ./crane.nix { inherit pkgs; };
+  };
+  flakeReport =
+    let
+      packages = flake.packages.x86_64-linux;
+      # option-docs needs nixpkgs' own NixOS (eval-config.nix): not here.
+      built = lib.filterAttrs (_: p: (p.kind or null) == "package") (removeAttrs packages [ "option-docs" ]);
+    in
+    {
+      systems = lib.attrNames flake.packages;
+      packages = lib.attrNames packages;
+      # Every binary's package reuses one dependency build.
+      sharedDeps = lib.unique (lib.mapAttrsToList (_: p: p.cargoArtifacts.outPath) built);
+      binaries = lib.mapAttrs (_: p: p.args.cargoExtraArgs) built;
+      checks = lib.mapAttrs (_: c: c.kind or "nixos-test") flake.checks.x86_64-linux;
+      nixosModules = lib.attrNames flake.nixosModules;
+      example = flake.nixosConfigurations.example.config.system.build.toplevel.outPath;
+      exampleContainers = lib.attrNames flake.nixosConfigurations.example.config.containers;
+      devShell = flake.devShells.x86_64-linux.default.outPath;
+    };
 in
 {
-  inherit system evalSystem cimModules;
+  inherit system evalSystem cimModules flake;
 
   example = system [
     cimModules.default
@@ -108,7 +164,9 @@ in
       ) test.nodes;
     }) tests;
     inherit undocumented;
+    flake = flakeReport;
   };
 
   cases = import ./cases.nix { inherit lib system cimModules; };
+  caseNames = builtins.attrNames (import ./cases.nix { inherit lib system cimModules; });
 }

@@ -108,6 +108,12 @@ rec {
   coreutils = package "coreutils" "9.7";
   python3 = package "python3" "3.13.5";
   python3Packages.nats-py = package "python3.13-nats-py" "2.11.0";
+  # For the flake's packages and dev shell.
+  makeWrapper = package "make-wrapper" "0";
+  cargo-nextest = package "cargo-nextest" "0.9.100";
+  nodejs_20 = package "nodejs" "20.19.2";
+  nixfmt-rfc-style = package "nixfmt" "1.0.0";
+  nix-tree = package "nix-tree" "0.6.3";
 
   testers.runNixOSTest = throw "pkgs.testers.runNixOSTest is replaced by nix/eval/testing.nix in the evaluation check";
 }

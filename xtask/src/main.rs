@@ -28,6 +28,15 @@ enum Task {
     /// Install the tools, then run every Rust test, the doc tests and the Nix
     /// checks.
     Test,
+    /// Only the Nix checks: parse every .nix file, evaluate the modules with
+    /// nixpkgs' lib (when .tools/nixpkgs.lib exists), check the rendered
+    /// configurations with the real binaries and run them live.
+    Nix {
+        /// Rewrite nix/eval/rendered/ from the evaluation instead of failing
+        /// when it differs.
+        #[arg(long)]
+        update_rendered: bool,
+    },
     /// Install the tools, build `cim` and run `cim demo` on an embedded
     /// nats-server with a fresh data directory under .cim/.
     Demo,
@@ -46,6 +55,9 @@ fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Tools => tools::install(&root),
         Task::Test => test::run_all(&root),
+        Task::Nix { update_rendered } => {
+            tools::install(&root).and_then(|()| nix::checks(&root, nix::Options { update_rendered }))
+        }
         Task::Demo => demo::run_demo(&root),
         Task::Bench { args } => bench::run_bench(&root, &args),
     };

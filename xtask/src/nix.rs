@@ -1,23 +1,77 @@
-//! The Nix checks of `cargo xtask test`; extend [`checks`] as the flake and
-//! the modules grow. Nothing here needs nixpkgs or a binary cache, which this
-//! project's machines cannot reach.
+//! The Nix checks of `cargo xtask test` (and `cargo xtask nix`). Nothing here
+//! needs nixpkgs or a binary cache, which this project's machines cannot
+//! reach:
+//!
+//! 1. every `.nix` file parses (`nix-instantiate --parse`);
+//! 2. with nixpkgs' `lib` in `.tools/nixpkgs.lib`, the evaluation check
+//!    ([`eval`]): the modules, containers, example host, test suites and
+//!    flake outputs evaluate against stub NixOS option declarations
+//!    (`nix/eval`), the files they render match `nix/eval/rendered/`, and
+//!    bad settings fail with the expected message;
+//! 3. the rendered files pass the real binaries' `--check-config`, and
+//!    NATS, the registry and the IUS run with them against each other
+//!    ([`live`]) — from the committed `nix/eval/rendered/`, so this part runs
+//!    without Nix too.
+
+mod eval;
+mod live;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
-use crate::cmd::{on_path, run};
+use crate::cmd::on_path;
+
+/// Where the evaluation check finds nixpkgs' `lib` (see docs/deploy.md for
+/// how to get it).
+pub const NIXPKGS_LIB: &str = ".tools/nixpkgs.lib";
+/// The files the modules render, as last evaluated (reviewed in diffs, and
+/// checked by the binaries even where Nix cannot run).
+pub const RENDERED: &str = "nix/eval/rendered";
+
+/// What `cargo xtask nix` may do besides checking.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Rewrite `nix/eval/rendered/` from the evaluation instead of failing
+    /// when it differs.
+    pub update_rendered: bool,
+}
 
 /// Runs every Nix check whose tools are present, saying which are skipped.
-pub fn checks(root: &Path) -> Result<()> {
-    if !on_path("nix-instantiate") {
-        println!("nix: skipped, nix-instantiate not found (Debian: apt-get install nix-bin)");
-        return Ok(());
+/// Every check runs even when an earlier one fails.
+pub fn checks(root: &Path, options: Options) -> Result<()> {
+    let mut failed = Vec::new();
+    let mut step = |name: &'static str, result: Result<()>| {
+        if let Err(e) = result {
+            eprintln!("nix: {name} failed: {e:#}");
+            failed.push(name);
+        }
+    };
+    if on_path("nix-instantiate") {
+        step("parse", parse_all(root));
+        let lib = root.join(NIXPKGS_LIB);
+        if lib.join("lib/default.nix").is_file() {
+            step("evaluation", eval::run(root, &lib, options));
+        } else {
+            println!(
+                "nix: evaluation SKIPPED: {} is missing (nixpkgs' lib alone; docs/deploy.md says how to get it). \
+                 The rendered files are checked from {RENDERED} as committed.",
+                lib.display()
+            );
+        }
+    } else {
+        println!(
+            "nix: parse and evaluation SKIPPED: nix-instantiate not found (Debian: apt-get install nix-bin). \
+             The rendered files are checked from {RENDERED} as committed."
+        );
     }
-    parse_all(root)?;
-    eval_check(root)
+    step("rendered configurations", live::run(root));
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join(", "));
+    }
+    Ok(())
 }
 
 /// `nix-instantiate --parse` on every `.nix` file: syntax errors fail fast.
@@ -27,27 +81,31 @@ fn parse_all(root: &Path) -> Result<()> {
     files.sort();
     println!("nix: parsing {} .nix files", files.len());
     for file in files {
-        run(nix_env(Command::new("nix-instantiate").arg("--parse").arg(&file).stdout(Stdio::null())))?;
+        let output = nix_env(Command::new("nix-instantiate").arg("--parse").arg(&file).stdout(Stdio::null()))
+            .output()
+            .context("cannot run nix-instantiate")?;
+        if !output.status.success() {
+            bail!("{} does not parse:\n{}", file.display(), String::from_utf8_lossy(&output.stderr));
+        }
     }
     Ok(())
-}
-
-/// Evaluates the modules against nixpkgs' `lib` alone (a checkout in
-/// `.tools/nixpkgs.lib`) with `nix/eval-check.sh`, once both exist.
-fn eval_check(root: &Path) -> Result<()> {
-    let lib = root.join(".tools/nixpkgs.lib");
-    let script = root.join("nix/eval-check.sh");
-    if !(lib.is_dir() && script.is_file()) {
-        println!("nix: evaluation skipped, needs {} and {}", lib.display(), script.display());
-        return Ok(());
-    }
-    run(nix_env(Command::new("bash").arg(&script).env("NIXPKGS_LIB", &lib).current_dir(root)))
 }
 
 /// Quiets Nix's warning about the `nixbld` group, which Debian's single-user
 /// `nix-bin` lacks: these checks build nothing.
 fn nix_env(command: &mut Command) -> &mut Command {
     command.env("NIX_CONFIG", "build-users-group =")
+}
+
+/// Runs `command` (printed first) and returns its stdout; fails with its
+/// stderr.
+fn output_of(command: &mut Command) -> Result<String> {
+    let shown = format!("{command:?}");
+    let output = command.output().with_context(|| format!("cannot run {shown}"))?;
+    if !output.status.success() {
+        bail!("{shown} failed ({}):\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+    }
+    String::from_utf8(output.stdout).with_context(|| format!("{shown} printed something that is not UTF-8"))
 }
 
 /// Collects `.nix` files below `dir`, skipping build output, installed tools

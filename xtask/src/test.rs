@@ -36,7 +36,7 @@ pub fn run_all(root: &Path) -> Result<()> {
     } else {
         step("tests", run(&mut cargo(&["test", "--workspace", "--all-targets", "--no-fail-fast"])));
     }
-    step("nix checks", nix::checks(root));
+    step("nix checks", nix::checks(root, nix::Options::default()));
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));
     }

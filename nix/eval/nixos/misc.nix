@@ -204,6 +204,12 @@ in
       description = "Kernel packages (here: only the kernel's version, which nixos-containers reads).";
     };
 
+    # nixos/modules/misc/nixpkgs.nix
+    nixpkgs.hostPlatform = mkOption {
+      type = types.either types.str types.attrs;
+      description = "Platform the system runs on.";
+    };
+
     time.timeZone = mkOption {
       type = types.nullOr (types.addCheck types.str (zone: !lib.hasInfix " " zone));
       default = null;
