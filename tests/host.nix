@@ -25,7 +25,9 @@
             assert host.succeed(f"stat -c %a:%U {path}").strip() == "600:root"
             # NATS's configuration in the store has no password; the one it
             # runs with is rendered at start into its private runtime dir.
-            host.fail("grep -l password /nix/store/*-nats-base.conf")
+            base = host.succeed("ls /nix/store/*-nats-base.conf").split()
+            assert base, "no nats-base.conf in the store"
+            host.fail(f"grep -l password {' '.join(base)}")
             host.succeed(f"grep -qF \"$(cat {path})\" /run/nats/nats.conf")
         assert host.succeed("stat -c %a:%U /run/nats /run/nats/nats.conf").split() == ["700:nats", "600:nats"]
 
