@@ -5,10 +5,12 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::{config_cmd, dag_cmd, demo, events_cmd, export, import, objects_cmd, server_cmd, verify_cmd};
+use crate::{
+    config_cmd, dag_cmd, demo, events_cmd, export, import, objects_cmd, registry_cmd, server_cmd, units_cmd, verify_cmd,
+};
 
 /// The CIM operator's tool: events, objects, the MerkleDAG, verification and
-/// CAR archives on NATS JetStream.
+/// CAR archives on NATS JetStream; units and the registry of the running services.
 ///
 /// Without --nats, CIM_NATS_URL or a config file naming a server, cim uses an
 /// embedded nats-server keeping its data in --data-dir: it connects to a
@@ -82,6 +84,10 @@ pub enum StoreCommand {
     Status,
     /// Show what CIM does: append linked events, store objects, verify, export a CAR.
     Demo(demo::DemoArgs),
+    /// Units of information through the Information Unit System (cim-ius must be running).
+    Units(units_cmd::UnitsArgs),
+    /// Components and schemas through the Component Registry (cim-registry must be running).
+    Registry(registry_cmd::RegistryArgs),
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! `cim events`: append, read, show, log (replay) and tail.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -122,7 +121,7 @@ async fn append(session: &Session, args: AppendArgs, out: &Output) -> anyhow::Re
     let payload = match (&args.payload, &args.payload_file) {
         (Some(text), _) => args::payload(text, "the payload")?,
         (None, Some(path)) => {
-            let text = read_text(path)?;
+            let text = args::read_text(path)?;
             args::payload(&text, &format!("the payload in {}", path.display()))?
         }
         (None, None) => args::payload("{}", "the payload")?,
@@ -200,16 +199,6 @@ async fn follow(session: &Session, start: StartArgs, bounded: bool, out: &Output
     }
     bar.finish_and_clear();
     Ok(Exit::Ok)
-}
-
-fn read_text(path: &PathBuf) -> anyhow::Result<String> {
-    let mut text = String::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut text).context("reading the payload from stdin")?;
-    } else {
-        text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    }
-    Ok(text)
 }
 
 /// An event as JSON: the envelope's fields, the payload as DAG-JSON.

@@ -4,10 +4,10 @@
 //! | --- | --- |
 //! | 0 | success |
 //! | 1 | error: connection, I/O, server, anything else |
-//! | 2 | bad usage or input: arguments, JSON, names, CIDs, configuration |
-//! | 3 | verification found problems (store, aggregate, object or CAR) |
+//! | 2 | bad usage or input: arguments, JSON, names, CIDs, configuration; a service refused it (schema violation, patch that does not apply, too large) |
+//! | 3 | verification found problems (store, aggregate, unit, object or CAR) |
 //! | 4 | conflict: an expected version, or a chain in the store differs |
-//! | 5 | not found: an event, object, name or aggregate |
+//! | 5 | not found: an event, object, name, aggregate, unit, kind or schema |
 
 use std::fmt;
 use std::process::ExitCode;
@@ -61,6 +61,9 @@ impl Exit {
             if cause.downcast_ref::<cim_cid::Error>().is_some() {
                 return Self::Usage;
             }
+            if let Some(error) = cause.downcast_ref::<cim_runtime::RequestError>() {
+                return Self::of_request(error);
+            }
         }
         Self::Error
     }
@@ -68,14 +71,30 @@ impl Exit {
     fn of_store(error: &cim_store::Error) -> Self {
         use cim_store::Error as E;
         match error {
-            E::ConcurrencyConflict { .. } => Self::Conflict,
-            E::Invalid(_) | E::EmptyAppend | E::TooManyEvents { .. } | E::EventTooLarge { .. } | E::Config(_) => {
+            E::ConcurrencyConflict { .. } | E::NameConflict { .. } => Self::Conflict,
+            E::Invalid(_) | E::EmptyAppend | E::TooManyEvents { .. } | E::EventTooLarge { .. } | E::Config { .. } => {
                 Self::Usage
             }
             E::DanglingLink { .. } | E::EventNotFound(_) | E::ObjectNotFound(_) | E::NameNotFound { .. } => {
                 Self::NotFound
             }
             E::CorruptEvent { .. } | E::CorruptObject { .. } => Self::Problems,
+            _ => Self::Error,
+        }
+    }
+}
+
+impl Exit {
+    /// A service's refusal by its HTTP-like status (`docs/spec/subjects.md`):
+    /// bad input, unknown things, conflicts; no answer at all is an error.
+    fn of_request(error: &cim_runtime::RequestError) -> Self {
+        let Some(error) = error.remote() else { return Self::Error };
+        match (error.status, error.code.as_str()) {
+            // A cause that is not stored, like `events append --parent`.
+            (_, "unknown_parent") => Self::NotFound,
+            (400 | 413 | 422, _) => Self::Usage,
+            (404, _) => Self::NotFound,
+            (409, _) => Self::Conflict,
             _ => Self::Error,
         }
     }
@@ -136,5 +155,22 @@ mod tests {
         assert_eq!(Exit::of(&anyhow::anyhow!("other")), Exit::Error);
         let bad_name = anyhow::Error::new("no/such/thing".parse::<cim_cid::AggregateKey>().expect_err("invalid"));
         assert_eq!(Exit::of(&bad_name), Exit::Usage);
+    }
+
+    #[test]
+    fn service_refusals_map_by_status() {
+        use cim_runtime::{ApiError, RequestError};
+        let remote = |status, code| {
+            Exit::of(&anyhow::Error::new(RequestError::Remote(ApiError::new(status, code, "x"))).context("hint"))
+        };
+        assert_eq!(remote(422, "schema_violation"), Exit::Usage);
+        assert_eq!(remote(413, "payload_too_large"), Exit::Usage);
+        assert_eq!(remote(400, "bad_request"), Exit::Usage);
+        assert_eq!(remote(404, "unknown_unit"), Exit::NotFound);
+        assert_eq!(remote(422, "unknown_parent"), Exit::NotFound);
+        assert_eq!(remote(409, "version_conflict"), Exit::Conflict);
+        assert_eq!(remote(503, "unavailable"), Exit::Error);
+        let silent = RequestError::NoResponders { subject: "cim.service.ius.units.get".into() };
+        assert_eq!(Exit::of(&anyhow::Error::new(silent)), Exit::Error);
     }
 }

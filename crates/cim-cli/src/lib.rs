@@ -20,10 +20,13 @@ mod import;
 mod manifest;
 mod objects_cmd;
 mod output;
+mod registry_cmd;
 mod server_cmd;
+mod services;
 mod session;
 mod settings;
 mod status;
+mod units_cmd;
 mod verify_cmd;
 
 use std::process::ExitCode;
@@ -69,6 +72,8 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
                 StoreCommand::Import(args) => import::run(&session, args, out).await,
                 StoreCommand::Status => status::run(&session, out).await,
                 StoreCommand::Demo(args) => demo::run(&session, &settings, args, out).await,
+                StoreCommand::Units(args) => units_cmd::run(&session, args, out).await,
+                StoreCommand::Registry(args) => registry_cmd::run(&session, args, out).await,
             };
             // Stop a transient embedded server even when the command failed.
             let closed = session.close().await;

@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use cim_runtime::RequestError;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -83,11 +84,17 @@ impl Output {
     pub fn fail(&self, error: &anyhow::Error) -> Exit {
         let exit = Exit::of(error);
         if self.json {
-            self.json_line(&serde_json::json!({
+            let mut report = serde_json::json!({
                 "error": format!("{error:#}"),
                 "kind": exit.name(),
                 "exit_code": exit as u8,
-            }));
+            });
+            // A service's refusal keeps its code and details (e.g. the JSON
+            // pointers of schema violations) for machines.
+            if let Some(remote) = error.chain().find_map(|c| c.downcast_ref::<RequestError>()?.remote()) {
+                report["service_error"] = serde_json::to_value(remote).unwrap_or_default();
+            }
+            self.json_line(&report);
         } else {
             eprintln!("error: {error:#}");
         }

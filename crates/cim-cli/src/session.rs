@@ -68,6 +68,12 @@ impl Session {
         }
     }
 
+    /// Whether the server was started just for this command (so no
+    /// service can be using it).
+    pub fn is_transient(&self) -> bool {
+        matches!(self.attachment, Some(Attachment::Transient(_)))
+    }
+
     /// Flushes the connection and stops a transient embedded server.
     pub async fn close(self) -> anyhow::Result<()> {
         let client = self.events.client().clone();

@@ -20,7 +20,7 @@ fn config_check_accepts_a_valid_file_and_names_what_is_wrong() {
     cim(&["config", "check", typo.to_str().unwrap()]).fails(2, "unknown field `namespaec`");
     let range = dir.path().join("range.toml");
     std::fs::write(&range, "[store]\nreplicas = 9\n").unwrap();
-    cim(&["config", "check", range.to_str().unwrap()]).fails(2, "replicas must be between 1 and 5");
+    cim(&["config", "check", range.to_str().unwrap()]).fails(2, "`replicas` must be between 1 and 5");
     let url = dir.path().join("url.toml");
     std::fs::write(&url, "[nats]\nurl = \"nats://host:port\"\n").unwrap();
     cim(&["config", "check", url.to_str().unwrap()]).fails(2, "is not a NATS URL");

@@ -3,10 +3,13 @@
 #![allow(clippy::unwrap_used, reason = "a failing test should panic where it fails")]
 
 mod common;
+mod services;
 
 mod bad_input;
 mod car;
 mod config;
 mod crosscheck;
 mod embedded;
+mod registry;
 mod store;
+mod units;

@@ -21,15 +21,20 @@
 //! `nats-server` on `PATH`; it must be 2.12 or newer (`cargo xtask tools`
 //! installs the pinned one). Finding, configuring, starting and stopping it
 //! is `cim-nats-server`'s job, shared with the `cim` CLI's embedded server.
+//!
+//! The workspace's service binaries run as real processes too
+//! ([`ServiceProcess`], [`workspace_binary`], [`service_config`]).
 
 mod binary;
 mod cluster;
+mod process;
 mod server;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use cluster::NatsCluster;
+pub use process::{EXIT_TIMEOUT, ServiceProcess, service_config, workspace_binary};
 pub use server::{NatsServer, NatsServerBuilder};
 
 /// The root of the Cargo workspace (two levels above this crate).

@@ -1,0 +1,111 @@
+//! Reaching CIM's services (the Information Unit System, the Component
+//! Registry) on the session's NATS connection: their clients, and what a
+//! failed request means for the operator. `cim units` and `cim registry`
+//! are thin on top: each builds a request, calls the client and prints the
+//! reply; the services do the work and the checking.
+
+use std::time::Duration;
+
+use cim_runtime::{ApiError, RequestError};
+use clap::Args;
+
+use crate::session::Session;
+
+/// Options of the commands that talk to a service.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    /// Seconds to wait for each reply (a service that is not running is reported at once).
+    #[arg(long, global = true, default_value_t = 10, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+/// A service as the operator knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Service {
+    /// Its binary and micro service name.
+    pub name: &'static str,
+    /// What it is, for people.
+    pub title: &'static str,
+}
+
+/// The Information Unit System.
+pub const IUS: Service = Service { name: cim_ius::api::SERVICE_NAME, title: "the Information Unit System" };
+
+/// The Component Registry.
+pub const REGISTRY: Service = Service { name: cim_registry::api::SERVICE_NAME, title: "the Component Registry" };
+
+/// A service's client, and what is needed to explain its failures.
+#[derive(Debug)]
+pub struct Remote<C> {
+    /// The client.
+    pub client: C,
+    service: Service,
+    url: String,
+    transient: bool,
+    timeout: Duration,
+}
+
+impl Remote<cim_ius::Client> {
+    /// The IUS on the session's connection.
+    pub fn ius(session: &Session, args: &ServiceArgs) -> Self {
+        let timeout = Duration::from_secs(args.timeout.max(1));
+        Self::new(cim_ius::Client::new(session.events.client().clone(), timeout), IUS, session, timeout)
+    }
+}
+
+impl Remote<cim_registry::Client> {
+    /// The registry on the session's connection.
+    pub fn registry(session: &Session, args: &ServiceArgs) -> Self {
+        let timeout = Duration::from_secs(args.timeout.max(1));
+        Self::new(cim_registry::Client::new(session.events.client().clone(), timeout), REGISTRY, session, timeout)
+    }
+}
+
+impl<C> Remote<C> {
+    fn new(client: C, service: Service, session: &Session, timeout: Duration) -> Self {
+        Self { client, service, url: session.url.clone(), transient: session.is_transient(), timeout }
+    }
+
+    /// The reply, or an error that says what to do. `hint` explains a
+    /// refusal by the service (`None`: its own message says it all); the
+    /// exit code follows from the refusal's status (see `exit.rs`).
+    pub fn check<T>(
+        &self,
+        result: Result<T, RequestError>,
+        hint: impl FnOnce(&ApiError) -> Option<String>,
+    ) -> anyhow::Result<T> {
+        let error = match result {
+            Ok(reply) => return Ok(reply),
+            Err(error) => error,
+        };
+        let Service { name, title } = self.service;
+        let context = match &error {
+            RequestError::Remote(refusal) => match hint(refusal) {
+                Some(hint) => hint,
+                None => return Err(error.into()),
+            },
+            RequestError::NoResponders { .. } if self.transient => format!(
+                "{title} ({name}) is not running: cim started an embedded nats-server just for this command, which \
+                 no service uses; keep one running with `cim server` and start `{name} --config <FILE>` against the \
+                 URL it prints, or pass --nats with the URL of the server {name} uses"
+            ),
+            RequestError::NoResponders { .. } => format!(
+                "{title} ({name}) is not running on {}: start `{name} --config <FILE>` with that server as its \
+                 [nats] url, or pass --nats with the URL of the server it uses",
+                self.url
+            ),
+            RequestError::Timeout { .. } => format!(
+                "{name} did not answer within {}s: check its log and its /readyz endpoint, or wait longer with \
+                 --timeout",
+                self.timeout.as_secs()
+            ),
+            _ => format!("talking to {name} on {}", self.url),
+        };
+        Err(anyhow::Error::new(error).context(context))
+    }
+}
+
+/// The `current_version` a conflict reports.
+pub fn current_version(error: &ApiError) -> Option<u64> {
+    error.details.get("current_version").and_then(serde_json::Value::as_u64)
+}
