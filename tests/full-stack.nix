@@ -4,9 +4,8 @@
 # host, the IUS container restarted, and everything verified again: the
 # projection rebuilt from the stream is identical.
 #
-# The unit is created with a request to `cim.service.ius.units.create` (the
-# probe), since `cim` has no `units` commands yet; `cim verify` checks the
-# chain independently of the IUS.
+# The operator works with `cim` (`cim-admin` on the host: `cim` as the admin
+# NATS user); the probe asks the IUS directly, to compare its view.
 { common }:
 {
   name = "cim-full-stack";
@@ -27,19 +26,15 @@
     with subtest("create and change a unit through the IUS"):
         # The IUS registers its built-in schemas at start; retry until it has.
         host.wait_until_succeeds(probe("request", "cim.service.ius.kinds.list", "{}") + " | grep -q text-document")
-        created = request(host, "cim.service.ius.units.create", {
-            "kind": "text-document",
-            "id": "full-stack-1",
-            "content": {"text": "Hello, CIM"},
-            "metadata": {"title": "Greeting"},
-            "tags": ["test"],
-        })
+        created = json.loads(host.succeed(
+            "cim-admin --json units create text-document '{\"text\": \"Hello, CIM\"}'"
+            " --id full-stack-1 --metadata '{\"title\": \"Greeting\"}' --tag test"
+        ))
         assert created["version"] == 1, created
-        updated = request(host, "cim.service.ius.units.update", {
-            "id": "full-stack-1",
-            "expected_version": 1,
-            "patch": [{"op": "replace", "path": "/content/text", "value": "Hello again"}],
-        })
+        updated = json.loads(host.succeed(
+            "cim-admin --json units update full-stack-1 --expect 1"
+            " --patch '[{\"op\": \"replace\", \"path\": \"/content/text\", \"value\": \"Hello again\"}]'"
+        ))
         assert updated["version"] == 2, updated
         # A unit that breaks its kind's schema is refused (exit 3: an error reply).
         bad = probe("request", "cim.service.ius.units.create", json.dumps({
@@ -52,7 +47,7 @@
         assert state["state_cid"] == updated["state_cid"], (state, updated)
 
     with subtest("its chain verifies, through the IUS and through cim"):
-        verified = request(host, "cim.service.ius.units.verify", {"id": "full-stack-1"})
+        verified = json.loads(host.succeed("cim-admin --json units verify full-stack-1"))
         assert verified["problems"] == [] and verified["verified"] == 2, verified
         host.succeed("cim-admin verify --aggregate unit/full-stack-1")
         events = json.loads(host.succeed("cim-admin --json events read unit/full-stack-1"))
