@@ -50,7 +50,7 @@ async fn sigkill_loses_no_acknowledged_command() {
     println!("{} commands acknowledged before SIGKILL", acknowledged.len());
 
     stack.ius[0].spawn();
-    stack.wait_registered("cim-ius", "ius0").await;
+    stack.wait_serving("cim-ius").await;
     for committed in &acknowledged {
         let past = ius
             .get(&Get { id: Some(committed.id.clone()), version: Some(committed.version), ..Get::default() })
