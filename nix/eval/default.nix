@@ -76,17 +76,12 @@ let
     nixosModules = cimModules;
   };
 
-  # Options under services.cim without a description: the option docs would
-  # show them bare. Must be empty.
-  undocumented =
-    let
-      options = (evalSystem [ cimModules.default ]).options.services.cim;
-    in
-    map (o: o.name) (
-      lib.filter (o: o.visible && !o.internal && (o.description or null == null || o.description == "")) (
-        lib.optionAttrSetToDocList options
-      )
-    );
+  # The visible options under services.cim, as the option docs list them.
+  documented = lib.filter (o: o.visible && !o.internal) (
+    lib.optionAttrSetToDocList (evalSystem [ cimModules.default ]).options.services.cim
+  );
+  # Those without a description: the docs would show them bare. Must be empty.
+  undocumented = map (o: o.name) (lib.filter (o: o.description or null == null || o.description == "") documented);
   # flake.nix's outputs, with stand-ins for its inputs: nixpkgs (this lib,
   # the stub pkgs, nixosSystem on the stub modules) and crane (./crane.nix).
   # lib.fileset needs builtins.readFileType (Nix >= 2.14), so here it only
@@ -164,6 +159,7 @@ in
       ) test.nodes;
     }) tests;
     inherit undocumented;
+    optionCount = lib.length documented;
     flake = flakeReport;
   };
 
