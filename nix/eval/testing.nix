@@ -35,7 +35,7 @@ let
         description = "Python test script.";
       };
       globalTimeout = mkOption {
-        type = types.ints.positive;
+        type = types.int;
         default = 60 * 60;
         description = "Seconds before the whole test is stopped.";
       };
