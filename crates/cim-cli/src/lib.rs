@@ -27,6 +27,7 @@ mod session;
 mod settings;
 mod status;
 mod units_cmd;
+mod units_text;
 mod verify_cmd;
 
 use std::process::ExitCode;

@@ -7,10 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cim_ius::api::{
-    Attach, Committed, Create, Detach, Direction, Get, List, Page, Relate, Retire, Tags, Target, Traverse, UnitView,
-    Update,
-};
+use cim_ius::api::{Attach, Create, Detach, Direction, Get, List, Relate, Retire, Tags, Target, Traverse, Update};
 use cim_runtime::ApiError;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
@@ -20,6 +17,7 @@ use crate::exit::{Exit, usage};
 use crate::output::Output;
 use crate::services::{Remote, ServiceArgs, current_version};
 use crate::session::Session;
+use crate::units_text::{committed_text, describe, history_line, list_text, object_facts, print_committed};
 
 /// `cim units …`.
 #[derive(Debug, Args)]
@@ -506,88 +504,6 @@ fn refusal(id: &str, error: &ApiError) -> Option<String> {
         _ => return None,
     };
     Some(hint)
-}
-
-fn print_committed(out: &Output, verb: &str, committed: &Committed) {
-    out.emit(committed, || format!("{}\n{verb}: {}", committed.event_cid, committed_text(committed)));
-}
-
-fn committed_text(committed: &Committed) -> String {
-    format!("unit {} is now at version {} (state {})", committed.id, committed.version, committed.state_cid)
-}
-
-fn history_line(event: &cim_ius::api::HistoryEntry) -> String {
-    let state = event.payload.get("state").and_then(Value::as_str).unwrap_or("-");
-    let mut line =
-        format!("v{:<4} {:<15} {}  {}  state {state}\n", event.version, event.event_type, event.cid, event.timestamp);
-    for parent in &event.parents {
-        line.push_str(&format!("      caused by {parent}\n"));
-    }
-    line
-}
-
-fn object_facts(object: &cim_ius::model::AttachedObject) -> String {
-    let mut facts = format!("{}, {} bytes", object.media_type, object.size);
-    if let (Some(width), Some(height)) = (object.width, object.height) {
-        facts.push_str(&format!(", {width}×{height} pixels"));
-    }
-    facts
-}
-
-/// A unit's state for people.
-fn describe(view: &UnitView) -> String {
-    let state = &view.state;
-    let pretty = |value: &Value| serde_json::to_string_pretty(value).unwrap_or_default().replace('\n', "\n           ");
-    let list = |items: Vec<String>| if items.is_empty() { "none".to_owned() } else { items.join(", ") };
-    let relations = list(state.relations.iter().map(|r| format!("{} → {}", r.relation, r.target)).collect());
-    let objects = list(
-        state
-            .objects
-            .iter()
-            .map(|(role, object)| format!("{role}: {} ({})", link_text(&object.cid), object_facts(object)))
-            .collect(),
-    );
-    format!(
-        "unit       {} ({}, schema v{}){}\nversion    {}\nstate      {}\nevent      {}\ncreated    {}\nupdated    {}\n\
-         tags       {}\nrelations  {relations}\nobjects    {objects}\nmetadata   {}\ncontent    {}",
-        state.id,
-        state.kind,
-        state.kind_version,
-        if state.retired { " — retired" } else { "" },
-        state.version,
-        view.state_cid,
-        view.event_cid,
-        state.created_at,
-        state.updated_at,
-        list(state.tags.iter().cloned().collect()),
-        pretty(&state.metadata),
-        pretty(&state.content),
-    )
-}
-
-/// `{"/": "<cid>"}` as the CID.
-fn link_text(link: &Value) -> String {
-    link.get("/").and_then(Value::as_str).map_or_else(|| link.to_string(), str::to_owned)
-}
-
-fn list_text(page: &Page) -> String {
-    if page.units.is_empty() {
-        return "no units".to_owned();
-    }
-    page.units
-        .iter()
-        .map(|u| {
-            format!(
-                "{:<24} {:<16} v{:<4} {}{}{}\n",
-                u.id,
-                u.kind,
-                u.version,
-                u.title.as_deref().unwrap_or("-"),
-                if u.tags.is_empty() { String::new() } else { format!("  [{}]", u.tags.join(", ")) },
-                if u.retired { "  (retired)" } else { "" },
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]
