@@ -6,7 +6,9 @@ use cim_store::{EventStore, NamedObjects, ObjectStore};
 
 use crate::embedded::{Attachment, attach};
 use crate::output::Output;
-use crate::settings::{Settings, Target, parse_urls};
+use cim_runtime::config::NatsConfig;
+
+use crate::settings::{Settings, Target};
 
 /// An open store. Call [`Session::close`] when done.
 #[derive(Debug)]
@@ -27,26 +29,20 @@ impl Session {
     /// Connects as the settings say (starting an embedded server if needed)
     /// and opens the stores, creating their stream and buckets if missing.
     pub async fn open(settings: &Settings, out: &Output) -> anyhow::Result<Self> {
-        let (url, credentials, attachment) = match &settings.target {
-            Target::Remote { url, credentials } => (url.clone(), credentials.clone(), None),
+        let (url, nats, attachment) = match &settings.target {
+            Target::Remote { url, nats } => (url.clone(), nats.as_ref().clone(), None),
             Target::Embedded => {
                 let attachment = attach(&settings.data_dir, settings.nats_server.as_deref(), out).await?;
                 let url = match &attachment {
                     Attachment::Shared(running) => running.url.clone(),
                     Attachment::Transient(server) => server.url(),
                 };
-                (url, None, Some(attachment))
+                (url.clone(), NatsConfig { url: vec![url], ..NatsConfig::default() }, Some(attachment))
             }
         };
-        let mut options =
-            async_nats::ConnectOptions::new().name("cim").connection_timeout(std::time::Duration::from_secs(5));
-        if let Some(path) = &credentials {
-            options = options
-                .credentials_file(path)
-                .await
-                .with_context(|| format!("cannot read the NATS credentials file {}", path.display()))?;
-        }
-        let client = options.connect(parse_urls(&url)?).await.with_context(|| {
+        // A one-shot command fails fast rather than retrying like a service.
+        let options = cim_runtime::connect_options(&nats, "cim").await?;
+        let client = options.connect(cim_runtime::server_addrs(&nats)?).await.with_context(|| {
             format!("cannot connect to NATS at {url}: check --nats / CIM_NATS_URL / [nats] url, or leave them unset to use the embedded server")
         })?;
         let events =

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use cim_runtime::config::NatsConfig;
 use cim_store::StoreConfig;
 use serde::{Deserialize, Serialize};
 
@@ -12,25 +13,16 @@ use crate::cli::GlobalArgs;
 use crate::exit::usage;
 
 /// The configuration file (`--config`, `CIM_CONFIG`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
-    /// The NATS server to use instead of the embedded one.
-    pub nats: NatsConfig,
+    /// The NATS server to use instead of the embedded one: the same `[nats]`
+    /// section as every component's (servers, credentials, TLS).
+    pub nats: Option<NatsConfig>,
     /// The store: namespace, replicas, limits (`cim_store::StoreConfig`).
     pub store: StoreConfig,
     /// The embedded server, used when no NATS URL is configured.
     pub embedded: EmbeddedConfig,
-}
-
-/// `[nats]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NatsConfig {
-    /// Server URL(s), comma-separated.
-    pub url: Option<String>,
-    /// A NATS credentials file (`.creds`: user JWT and NKey seed).
-    pub credentials: Option<PathBuf>,
 }
 
 /// `[embedded]`.
@@ -45,7 +37,7 @@ pub struct EmbeddedConfig {
 
 impl FileConfig {
     /// Reads and checks a configuration file: TOML syntax, known keys only,
-    /// store values in range, URLs that parse, a readable credentials file.
+    /// store values in range, URLs that parse, readable credential files.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
@@ -56,12 +48,8 @@ impl FileConfig {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.store.validate()?;
-        if let Some(url) = &self.nats.url {
-            parse_urls(url).context("[nats] url")?;
-        }
-        if let Some(credentials) = &self.nats.credentials {
-            std::fs::metadata(credentials)
-                .with_context(|| format!("[nats] credentials: cannot read {}", credentials.display()))?;
+        if let Some(nats) = &self.nats {
+            nats.validate(true).map_err(|e| anyhow::anyhow!("[nats] {}: {}", e.key, e.reason))?;
         }
         Ok(())
     }
@@ -72,10 +60,10 @@ impl FileConfig {
 pub enum Target {
     /// A server the operator runs.
     Remote {
-        /// The URL(s) as given.
+        /// The URL(s), comma-separated.
         url: String,
-        /// A credentials file, if any.
-        credentials: Option<PathBuf>,
+        /// How to reach and authenticate to it.
+        nats: Box<NatsConfig>,
     },
     /// The embedded server on the data directory.
     Embedded,
@@ -111,12 +99,16 @@ impl Settings {
             Some(dir) => dir,
             None => default_data_dir()?,
         };
-        let target = match global.nats.clone().or(file.nats.url) {
-            Some(url) => {
-                parse_urls(&url).map_err(|e| usage(format!("--nats / CIM_NATS_URL / [nats] url: {e:#}")))?;
-                Target::Remote { url, credentials: file.nats.credentials }
+        let target = match (global.nats.clone(), file.nats) {
+            (None, None) => Target::Embedded,
+            (flag, section) => {
+                let mut nats = section.unwrap_or_default();
+                if let Some(url) = flag {
+                    parse_urls(&url).map_err(|e| usage(format!("--nats / CIM_NATS_URL: {e:#}")))?;
+                    nats.url = url.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+                }
+                Target::Remote { url: nats.url.join(","), nats: Box::new(nats) }
             }
-            None => Target::Embedded,
         };
         Ok(Self { target, store, data_dir, nats_server: file.embedded.nats_server })
     }
@@ -157,7 +149,7 @@ mod tests {
         )
         .expect("valid config");
         assert_eq!(config.store.namespace, "ops");
-        assert_eq!(config.nats.url.as_deref(), Some("nats://127.0.0.1:4222"));
+        assert_eq!(config.nats.as_ref().map(|n| n.url.clone()), Some(vec!["nats://127.0.0.1:4222".to_owned()]));
         config.validate().expect("valid values");
         let error = toml::from_str::<FileConfig>("[store]\nnamespaec = \"x\"\n").expect_err("typo");
         assert!(error.to_string().contains("namespaec"), "{error}");

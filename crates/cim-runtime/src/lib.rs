@@ -34,6 +34,6 @@ pub use api::{ApiError, RequestError, request};
 pub use config::{Config, Invalid, Settings};
 pub use logging::init as init_logging;
 pub use metrics::Metrics;
-pub use nats::{ConnectError, connect};
+pub use nats::{ConnectError, connect, connect_options, server_addrs};
 pub use runtime::{Runtime, RuntimeError};
 pub use service::{Request, ServiceDefinition};

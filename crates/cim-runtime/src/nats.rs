@@ -44,10 +44,8 @@ fn read_secret(key: &'static str, path: &Path) -> Result<String, ConnectError> {
 /// Connects with `config`; `default_name` names the connection unless the
 /// configuration does. The client reconnects by itself after a loss.
 pub async fn connect(config: &NatsConfig, default_name: &str) -> Result<async_nats::Client, ConnectError> {
-    let mut options = ConnectOptions::new()
-        .name(config.name.as_deref().unwrap_or(default_name))
-        .connection_timeout(Duration::from_secs(config.connect_timeout_secs))
-        .request_timeout(Some(Duration::from_secs(config.request_timeout_secs)))
+    let options = connect_options(config, default_name)
+        .await?
         .max_reconnects((config.max_reconnects > 0).then_some(config.max_reconnects))
         .retry_on_initial_connect()
         .event_callback(|event| async move {
@@ -57,6 +55,41 @@ pub async fn connect(config: &NatsConfig, default_name: &str) -> Result<async_na
                 other => info!(event = %other, "NATS connection event"),
             }
         });
+    let urls = config.url.join(",");
+    // With retry_on_initial_connect, connect returns at once and the client
+    // keeps trying; wait for the first connection so start-up fails loudly.
+    let client = options
+        .connect(server_addrs(config)?)
+        .await
+        .map_err(|e| ConnectError::Connect { urls: urls.clone(), reason: e.to_string() })?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(config.connect_timeout_secs.max(1) * 6);
+    while client.connection_state() != async_nats::connection::State::Connected {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ConnectError::Connect { urls, reason: "no server answered in time".to_owned() });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(client)
+}
+
+/// The servers of `config`, parsed.
+pub fn server_addrs(config: &NatsConfig) -> Result<Vec<async_nats::ServerAddr>, ConnectError> {
+    config
+        .url
+        .iter()
+        .map(|url| url.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e: std::io::Error| ConnectError::Connect { urls: config.url.join(","), reason: e.to_string() })
+}
+
+/// Connection options from `config`: name, timeouts, credentials (secrets
+/// read from their files now) and TLS — everything but the reconnect policy,
+/// which a service and a one-shot tool choose differently.
+pub async fn connect_options(config: &NatsConfig, default_name: &str) -> Result<ConnectOptions, ConnectError> {
+    let mut options = ConnectOptions::new()
+        .name(config.name.as_deref().unwrap_or(default_name))
+        .connection_timeout(Duration::from_secs(config.connect_timeout_secs))
+        .request_timeout(Some(Duration::from_secs(config.request_timeout_secs)));
     if let (Some(user), Some(file)) = (&config.user, &config.password_file) {
         options = options.user_and_password(user.clone(), read_secret("password_file", file)?);
     }
@@ -82,25 +115,5 @@ pub async fn connect(config: &NatsConfig, default_name: &str) -> Result<async_na
     if config.tls_required {
         options = options.require_tls(true);
     }
-    let urls = config.url.join(",");
-    let addrs: Vec<async_nats::ServerAddr> = config
-        .url
-        .iter()
-        .map(|url| url.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e: std::io::Error| ConnectError::Connect { urls: urls.clone(), reason: e.to_string() })?;
-    // With retry_on_initial_connect, connect returns at once and the client
-    // keeps trying; wait for the first connection so start-up fails loudly.
-    let client = options
-        .connect(addrs)
-        .await
-        .map_err(|e| ConnectError::Connect { urls: urls.clone(), reason: e.to_string() })?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(config.connect_timeout_secs.max(1) * 6);
-    while client.connection_state() != async_nats::connection::State::Connected {
-        if tokio::time::Instant::now() >= deadline {
-            return Err(ConnectError::Connect { urls, reason: "no server answered in time".to_owned() });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(client)
+    Ok(options)
 }

@@ -59,7 +59,7 @@ pub fn run(root: &Path) -> Result<()> {
     }
     fs::create_dir_all(work.join("secrets")).with_context(|| format!("cannot create {}", work.display()))?;
 
-    let cli_reads_passwords = check_cli_configs(&bin("cim"), &rendered, &work)?;
+    check_cli_configs(&bin("cim"), &rendered, &work)?;
 
     let nats_server = root.join(".tools/venv/bin/nats-server");
     let python = root.join(".tools/venv/bin/python");
@@ -68,16 +68,14 @@ pub fn run(root: &Path) -> Result<()> {
         return Ok(());
     }
     let mut live = Live::start(root, &rendered, &work, &nats_server, &python)?;
-    live.check(cli_reads_passwords.then(|| bin("cim")).as_deref())
+    live.check(&bin("cim"))
 }
 
 /// `cim config check` on the CLI configurations (password file moved to an
-/// existing file). Returns whether the CLI reads `[nats] user` and
-/// `password_file`, which the host module's configurations use.
-fn check_cli_configs(cim: &Path, rendered: &Path, work: &Path) -> Result<bool> {
+/// existing file).
+fn check_cli_configs(cim: &Path, rendered: &Path, work: &Path) -> Result<()> {
     let password = work.join("secrets/cli-check");
     fs::write(&password, "x\n")?;
-    let mut supported = true;
     for file in ["cim.toml", "cim-provision.toml"] {
         let mut config: toml::Table = toml::from_str(&fs::read_to_string(rendered.join(file))?)
             .with_context(|| format!("{RENDERED}/{file} is not TOML"))?;
@@ -87,20 +85,12 @@ fn check_cli_configs(cim: &Path, rendered: &Path, work: &Path) -> Result<bool> {
         let copy = work.join(file);
         fs::write(&copy, toml::to_string(&config)?)?;
         let output = Command::new(cim).args(["config", "check"]).arg(&copy).output().context("cannot run cim")?;
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if output.status.success() {
-            println!("nix: {RENDERED}/{file}: `cim config check` accepts it");
-        } else if stderr.contains("unknown field `user`") || stderr.contains("unknown field `password_file`") {
-            println!(
-                "nix: {RENDERED}/{file}: NOT YET ACCEPTED: this `cim` reads no `[nats] user`/`password_file` \
-                 (notes/cli-needs-deploy.md); cim-provision and cim-admin on a host need it"
-            );
-            supported = false;
-        } else {
-            bail!("`cim config check` refuses {RENDERED}/{file}:\n{stderr}");
+        if !output.status.success() {
+            bail!("`cim config check` refuses {RENDERED}/{file}:\n{}", String::from_utf8_lossy(&output.stderr));
         }
+        println!("nix: {RENDERED}/{file}: `cim config check` accepts it");
     }
-    Ok(supported)
+    Ok(())
 }
 
 /// Processes started for the live check, stopped on drop.
@@ -199,7 +189,7 @@ impl Live {
         }
     }
 
-    fn check(&mut self, cim: Option<&Path>) -> Result<()> {
+    fn check(&mut self, cim: &Path) -> Result<()> {
         for service in ["cim-registry", "cim-ius"] {
             self.probe_until("admin", &["ping", service], |_| true)?;
         }
@@ -219,9 +209,7 @@ impl Live {
         )?;
         ensure!(verified["problems"] == json!([]), "the unit does not verify: {verified}");
         println!("nix: a unit was created through the IUS and verifies ({})", created["event_cid"]);
-        if let Some(cim) = cim {
-            self.cli(cim)?;
-        }
+        self.cli(cim)?;
 
         let log = fs::read_to_string(self.work.join("nats-server.log"))?;
         let violations: Vec<&str> = log.lines().filter(|l| l.contains("Violation")).collect();

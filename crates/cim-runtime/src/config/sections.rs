@@ -70,7 +70,9 @@ impl Default for NatsConfig {
 }
 
 impl NatsConfig {
-    pub(crate) fn validate(&self, check_files: bool) -> Result<(), Invalid> {
+    /// Checks the section, naming the first bad key; with `check_files`,
+    /// also that every file it names is readable.
+    pub fn validate(&self, check_files: bool) -> Result<(), Invalid> {
         if self.url.is_empty() {
             return Err(Invalid::new("url", "must name at least one server"));
         }
