@@ -33,7 +33,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::car::{BlockStart, CarReader};
 use crate::exit::{Exit, conflict, problems};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, NameHead};
 use crate::output::Output;
 use crate::session::Session;
 
@@ -66,8 +66,7 @@ pub struct Imported {
     pub objects_written: u64,
     /// Aggregates in the archive.
     pub aggregates: u64,
-    /// Names in the manifest. Their version records are imported as
-    /// objects; the names themselves are not set (see `docs/cli.md`).
+    /// Names in the manifest, each pointed at its imported version record.
     pub names: Vec<String>,
     /// Whether this was a dry run.
     pub dry_run: bool,
@@ -89,6 +88,8 @@ struct Plan {
     objects: Vec<ObjectBlock>,
     /// Events to write, parents first.
     events: Vec<Event>,
+    /// Names to point at their version records, once those are stored.
+    names: Vec<NameHead>,
 }
 
 /// Runs `cim import`.
@@ -111,11 +112,7 @@ pub async fn run(session: &Session, args: ImportArgs, out: &Output) -> anyhow::R
             imported.events_present,
             imported.objects,
             imported.objects_written,
-            if imported.names.is_empty() {
-                String::new()
-            } else {
-                format!("\n  names:   {} (version records imported as objects; names not set)", imported.names.join(", "))
-            }
+            if imported.names.is_empty() { String::new() } else { format!("\n  names:   {}", imported.names.join(", ")) }
         )
     });
     Ok(Exit::Ok)
@@ -292,7 +289,7 @@ async fn check(session: &Session, path: &Path, out: &Output) -> anyhow::Result<P
         names: manifest.names.iter().map(|n| n.name.clone()).collect(),
         ..Imported::default()
     };
-    Ok(Plan { imported, objects, events: order })
+    Ok(Plan { imported, objects, events: order, names: manifest.names })
 }
 
 impl ObjectBlock {
@@ -409,5 +406,15 @@ async fn write(session: &Session, path: &Path, plan: Plan, out: &Output) -> anyh
         }
     }
     bar.finish_and_clear();
+    for name in &plan.names {
+        session.named.adopt(&name.name, name.head).await.with_context(|| {
+            format!(
+                "importing {}: the events and objects are stored, but name {:?} was not moved to {}",
+                path.display(),
+                name.name,
+                name.head
+            )
+        })?;
+    }
     Ok(imported)
 }

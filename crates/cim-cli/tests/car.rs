@@ -55,6 +55,10 @@ async fn export_then_import_reproduces_every_cid_and_chain() {
     for aggregate in ["customer/c1", "order/o1", "payment/p1"] {
         assert_eq!(aggregate_cids(&env, "copy", aggregate), aggregate_cids(&env, &env.namespace, aggregate));
     }
+    assert_eq!(imported["names"][0], "docs/invoice");
+    let original = env.cim(&["--json", "objects", "history", "docs/invoice"]).json();
+    let restored = env.cim_in("copy", &["--json", "objects", "history", "docs/invoice"]).json();
+    assert_eq!(restored, original, "the name points at the same version records");
     let shown = env.cim_in("copy", &["--json", "events", "show", &cids[3]]).json();
     assert_eq!(shown["parents"][0], cids[2].as_str());
     let verify = env.cim_in("copy", &["--json", "verify"]).json();
