@@ -11,7 +11,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use async_nats::header::{
-    NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL, NATS_BATCH_ID, NATS_BATCH_SEQUENCE,
+    NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_EOB, NATS_BATCH_COMMIT_FINAL, NATS_BATCH_ID, NATS_BATCH_SEQUENCE,
     NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID,
 };
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
@@ -52,6 +52,40 @@ pub(crate) enum Outcome {
     /// The server rejected it: the head moved, or the events were already
     /// stored by an earlier attempt. The caller finds out which.
     Rejected,
+}
+
+/// The acknowledgement of a publish, and its result.
+type AckFuture = jetstream::context::PublishAckFuture;
+type AckResult = std::result::Result<jetstream::publish::PublishAck, jetstream::context::PublishError>;
+
+/// An atomic batch whose messages are sent but for the commit message.
+#[derive(Debug)]
+struct Staged {
+    subject: Subject,
+    commit: PublishMessage,
+}
+
+/// The stream sequences of a unit's events from its acknowledgement (the
+/// events are stored contiguously, the last at the acknowledged sequence);
+/// `None` when the server rejected it.
+fn stored_seqs(appends: &[&Prepared], ack: AckResult) -> Result<Option<Vec<Vec<u64>>>> {
+    match ack {
+        Ok(ack) => {
+            let total: usize = appends.iter().map(|p| p.events.len()).sum();
+            let mut seq = ack.sequence + 1 - total as u64;
+            let seqs = appends
+                .iter()
+                .map(|p| {
+                    let seqs = (seq..seq + p.events.len() as u64).collect();
+                    seq += p.events.len() as u64;
+                    seqs
+                })
+                .collect();
+            Ok(Some(seqs))
+        }
+        Err(error) if is_rejection(&error) => Ok(None),
+        Err(error) => Err(translate_publish_error(error)),
+    }
 }
 
 /// Publishes prepared appends, alone or grouped.
@@ -96,36 +130,163 @@ pub(crate) struct Job {
     reply: oneshot::Sender<Result<Outcome>>,
 }
 
-/// Takes everything queued, commits as much as fits in one atomic batch
-/// (at most one append per subject, since each append's expectation is about
-/// its subject's state before the batch), answers, and repeats. One batch is
-/// in flight at a time: JetStream commits batches of a stream one after
-/// another anyway, and waiting lets the next batch grow.
+/// Merges concurrent appends into atomic batches, one committed at a time
+/// (JetStream commits a stream's batches one after another anyway).
+///
+/// While a batch's commit is awaited, appends that arrive are sent at once
+/// into the next, still open batch — at most one append per subject, none
+/// on a subject of the batch in flight — so the server stages them while it
+/// flushes the previous batch, and the open batch is committed (with an
+/// end-of-batch marker) the moment the previous one is acknowledged.
+/// Rounds that arrive while nothing is in flight and are too small for a
+/// batch go out as separate messages.
 async fn run_group_commit(publisher: Publisher, mut rx: mpsc::Receiver<Job>, max_batch_events: usize) {
+    // The end-of-batch commit message counts towards the batch's messages.
+    let open_limit = max_batch_events.min(crate::MAX_BATCH_EVENTS - 1);
     let mut pending: VecDeque<Job> = VecDeque::new();
+    let mut open: Option<OpenBatch> = None;
+    let mut in_flight: Option<InFlight> = None;
     loop {
-        if pending.is_empty() {
-            match rx.recv().await {
+        let Some(flight) = in_flight.as_mut() else {
+            if let Some(batch) = open.take().filter(|b| !b.jobs.is_empty()) {
+                match publisher.commit_open(batch).await {
+                    Ok(flight) => in_flight = Some(flight),
+                    Err((jobs, error)) => answer(jobs, Err(error)),
+                }
+                continue;
+            }
+            if pending.is_empty() {
+                match rx.recv().await {
+                    Some(job) => pending.push_back(job),
+                    None => return,
+                }
+            }
+            while let Ok(job) = rx.try_recv() {
+                pending.push_back(job);
+            }
+            let round = take_batch(&mut pending, max_batch_events);
+            let prepared = prepared_of(&round);
+            if is_group(&round) {
+                let staged = publisher.stage(&prepared).await;
+                let ack = match staged {
+                    Ok(staged) => publisher.commit(staged).await,
+                    Err(error) => Err(error),
+                };
+                match ack {
+                    Ok(ack) => in_flight = Some(InFlight::new(round, ack)),
+                    Err(error) => answer(round, Err(error)),
+                }
+            } else {
+                let outcomes = publisher.publish(&prepared).await;
+                answer(round, outcomes);
+            }
+            continue;
+        };
+        // A commit is awaited: fill the open batch meanwhile.
+        let batch = open.get_or_insert_with(OpenBatch::default);
+        while let Some(job) = pending.pop_front() {
+            if !batch.accepts(&job, &flight.subjects, open_limit) {
+                pending.push_front(job);
+                break;
+            }
+            if let Err(error) = publisher.stage_into(batch, job).await {
+                // Part of an append may have been sent: abandon the whole
+                // batch uncommitted (the server drops it) and fail its appends.
+                let batch = open.take().expect("the open batch");
+                answer(batch.jobs, Err(error));
+                break;
+            }
+        }
+        tokio::select! {
+            biased;
+            ack = &mut flight.ack => {
+                let flight = in_flight.take().expect("a commit is in flight");
+                let outcomes = publisher.finish(&prepared_of(&flight.jobs), ack).await;
+                answer(flight.jobs, outcomes);
+                if open.as_ref().is_some_and(|b| b.jobs.is_empty()) {
+                    open = None;
+                }
+            }
+            job = rx.recv(), if pending.is_empty() => match job {
                 Some(job) => pending.push_back(job),
-                None => return,
+                // The store is gone: finish what is in flight, then stop.
+                None => {
+                    if let Some(flight) = in_flight.take() {
+                        let ack = flight.ack.await;
+                        let outcomes = publisher.finish(&prepared_of(&flight.jobs), ack).await;
+                        answer(flight.jobs, outcomes);
+                    }
+                    if let Some(batch) = open.take().filter(|b| !b.jobs.is_empty()) {
+                        match publisher.commit_open(batch).await {
+                            Ok(flight) => {
+                                let ack = flight.ack.await;
+                                let outcomes = publisher.finish(&prepared_of(&flight.jobs), ack).await;
+                                answer(flight.jobs, outcomes);
+                            }
+                            Err((jobs, error)) => answer(jobs, Err(error)),
+                        }
+                    }
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// A committed batch whose acknowledgement is awaited.
+struct InFlight {
+    jobs: Vec<Job>,
+    /// The subjects it writes, which the open batch must not.
+    subjects: HashSet<String>,
+    ack: futures::future::BoxFuture<'static, AckResult>,
+}
+
+impl InFlight {
+    fn new(jobs: Vec<Job>, ack: AckFuture) -> Self {
+        let subjects = jobs.iter().map(|j| j.prepared.subject.as_str().to_owned()).collect();
+        Self { jobs, subjects, ack: Box::pin(ack.into_future()) }
+    }
+}
+
+/// A batch whose messages are being sent; committed later with an
+/// end-of-batch marker.
+#[derive(Default)]
+struct OpenBatch {
+    id: String,
+    jobs: Vec<Job>,
+    subjects: HashSet<String>,
+    /// Messages sent so far.
+    messages: usize,
+}
+
+impl OpenBatch {
+    fn accepts(&self, job: &Job, in_flight: &HashSet<String>, limit: usize) -> bool {
+        let subject = job.prepared.subject.as_str();
+        self.messages + job.prepared.events.len() <= limit
+            && !self.subjects.contains(subject)
+            && !in_flight.contains(subject)
+    }
+}
+
+fn prepared_of(jobs: &[Job]) -> Vec<&Prepared> {
+    jobs.iter().map(|job| job.prepared.as_ref()).collect()
+}
+
+fn is_group(jobs: &[Job]) -> bool {
+    jobs.len() > 1 && jobs.iter().map(|j| j.prepared.events.len()).sum::<usize>() >= MIN_GROUP_EVENTS
+}
+
+fn answer(jobs: Vec<Job>, outcomes: Result<Vec<Outcome>>) {
+    match outcomes {
+        Ok(outcomes) => {
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let _ = job.reply.send(Ok(outcome));
             }
         }
-        while let Ok(job) = rx.try_recv() {
-            pending.push_back(job);
-        }
-        let batch = take_batch(&mut pending, max_batch_events);
-        let prepared: Vec<&Prepared> = batch.iter().map(|job| job.prepared.as_ref()).collect();
-        match publisher.publish(&prepared).await {
-            Ok(outcomes) => {
-                for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
-            }
-            Err(error) => {
-                let message = error.to_string();
-                for job in batch {
-                    let _ = job.reply.send(Err(Error::nats("committing an append", message.clone())));
-                }
+        Err(error) => {
+            let message = error.to_string();
+            for job in jobs {
+                let _ = job.reply.send(Err(Error::nats("committing an append", message.clone())));
             }
         }
     }
@@ -167,18 +328,31 @@ impl Publisher {
     /// Publishes a round of appends (at most one per subject). Small rounds
     /// go out as separate, pipelined publishes; larger ones as one atomic
     /// batch, which costs the server a fixed ~2 ms but one disk flush for
-    /// all its messages. When the server rejects a batch, finds out whose
-    /// expectation failed, answers those `Rejected` and commits the rest again.
+    /// all its messages.
     pub async fn publish(&self, appends: &[&Prepared]) -> Result<Vec<Outcome>> {
         let total: usize = appends.iter().map(|p| p.events.len()).sum();
         if appends.len() == 1 || total < MIN_GROUP_EVENTS {
             return self.publish_each(appends).await;
         }
+        let staged = self.stage(appends).await?;
+        let ack = self.commit(staged).await?.await;
+        self.finish(appends, ack).await
+    }
+
+    /// Answers a committed batch. When the server rejected it, finds out
+    /// whose expectation failed, answers those `Rejected` and publishes the
+    /// rest again.
+    async fn finish(&self, appends: &[&Prepared], ack: AckResult) -> Result<Vec<Outcome>> {
+        let mut ack = Some(ack);
         let mut outcomes: Vec<Option<Outcome>> = vec![None; appends.len()];
         let mut todo: Vec<usize> = (0..appends.len()).collect();
         while !todo.is_empty() {
             let round: Vec<&Prepared> = todo.iter().map(|&i| appends[i]).collect();
-            if let Some(seqs) = self.publish_unit(&round).await? {
+            let stored = match ack.take() {
+                Some(ack) => stored_seqs(&round, ack)?,
+                None => self.publish_unit(&round).await?,
+            };
+            if let Some(seqs) = stored {
                 for (&i, seqs) in todo.iter().zip(seqs) {
                     outcomes[i] = Some(Outcome::Stored(seqs));
                 }
@@ -215,79 +389,48 @@ impl Publisher {
             .collect()
     }
 
-    /// Publishes one unit; `None` when the server rejected it for a wrong
-    /// expected sequence or an already-stored message id.
+    /// Publishes one unit — a single message, or an atomic batch — and
+    /// waits for it; `None` when the server rejected it for a wrong expected
+    /// sequence or an already-stored message id.
     async fn publish_unit(&self, appends: &[&Prepared]) -> Result<Option<Vec<Vec<u64>>>> {
         let total: usize = appends.iter().map(|p| p.events.len()).sum();
-        let ack = if total == 1 {
-            let p = appends[0];
-            let (event, bytes) = &p.events[0];
-            let message = PublishMessage::build()
-                .payload(bytes.clone())
-                .message_id(event.cid.to_string())
-                .expected_last_subject_sequence(p.expected_seq);
-            let ack = self
-                .js
-                .send_publish(p.subject.clone(), message)
-                .await
-                .map_err(|e| Error::nats("publishing an event", e))?
-                .await;
-            match ack {
-                // A duplicate means an earlier attempt stored it; report it as
-                // rejected so the caller confirms what is stored.
-                Ok(ack) if ack.duplicate => return Ok(None),
-                other => other,
-            }
-        } else {
-            self.publish_atomic_batch(appends).await?
-        };
+        if total > 1 {
+            let staged = self.stage(appends).await?;
+            return stored_seqs(appends, self.commit(staged).await?.await);
+        }
+        let p = appends[0];
+        let (event, bytes) = &p.events[0];
+        let message = PublishMessage::build()
+            .payload(bytes.clone())
+            .message_id(event.cid.to_string())
+            .expected_last_subject_sequence(p.expected_seq);
+        let ack = self
+            .js
+            .send_publish(p.subject.clone(), message)
+            .await
+            .map_err(|e| Error::nats("publishing an event", e))?
+            .await;
         match ack {
-            Ok(ack) => {
-                let mut seq = ack.sequence + 1 - total as u64;
-                let seqs = appends
-                    .iter()
-                    .map(|p| {
-                        let seqs = (seq..seq + p.events.len() as u64).collect();
-                        seq += p.events.len() as u64;
-                        seqs
-                    })
-                    .collect();
-                Ok(Some(seqs))
-            }
-            Err(error) if is_rejection(&error) => Ok(None),
-            Err(error) => Err(translate_publish_error(error)),
+            // A duplicate means an earlier attempt stored it; report it as
+            // rejected so the caller confirms what is stored.
+            Ok(ack) if ack.duplicate => Ok(None),
+            other => stored_seqs(appends, other),
         }
     }
 
-    /// Sends the messages of several appends as one JetStream atomic batch:
-    /// all but the last through core NATS, the last with the commit marker
-    /// through JetStream to get the acknowledgement.
-    async fn publish_atomic_batch(
-        &self,
-        appends: &[&Prepared],
-    ) -> Result<Result<jetstream::publish::PublishAck, jetstream::context::PublishError>> {
-        let batch_id = nuid::next().to_string();
+    /// Sends the messages of `appends` as one atomic batch, all but the last
+    /// through core NATS (the server stages them until the commit); returns
+    /// the last, which carries the commit marker.
+    async fn stage(&self, appends: &[&Prepared]) -> Result<Staged> {
+        let mut batch = OpenBatch { id: nuid::next().to_string(), ..OpenBatch::default() };
         let total: usize = appends.iter().map(|p| p.events.len()).sum();
-        let mut sequence = 0;
         for p in appends {
             for (index, (event, bytes)) in p.events.iter().enumerate() {
-                sequence += 1;
-                let mut headers = HeaderMap::new();
-                headers.insert(NATS_BATCH_ID, batch_id.as_str());
-                headers.insert(NATS_BATCH_SEQUENCE, sequence.to_string().as_str());
-                headers.insert(NATS_MESSAGE_ID, event.cid.to_string().as_str());
-                if index == 0 {
-                    headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, p.expected_seq.to_string().as_str());
-                }
-                if sequence == total {
+                let mut headers = self.batch_headers(&mut batch, p, index, event);
+                if batch.messages == total {
                     headers.insert(NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL);
-                    let message = PublishMessage::build().payload(bytes.clone()).headers(headers);
-                    let ack = self
-                        .js
-                        .send_publish(p.subject.clone(), message)
-                        .await
-                        .map_err(|e| Error::nats("committing an atomic batch", e))?;
-                    return Ok(ack.await);
+                    let commit = PublishMessage::build().payload(bytes.clone()).headers(headers);
+                    return Ok(Staged { subject: p.subject.clone(), commit });
                 }
                 self.client
                     .publish_with_headers(p.subject.clone(), headers, bytes.clone())
@@ -296,6 +439,63 @@ impl Publisher {
             }
         }
         unreachable!("a batch holds at least one event")
+    }
+
+    /// Sends one append's messages into an open batch, which takes the job
+    /// (also when sending fails, so the caller can answer it with the batch).
+    async fn stage_into(&self, batch: &mut OpenBatch, job: Job) -> Result<()> {
+        if batch.id.is_empty() {
+            batch.id = nuid::next().to_string();
+        }
+        let prepared = job.prepared.clone();
+        batch.subjects.insert(prepared.subject.as_str().to_owned());
+        batch.jobs.push(job);
+        for (index, (event, bytes)) in prepared.events.iter().enumerate() {
+            let headers = self.batch_headers(batch, &prepared, index, event);
+            self.client
+                .publish_with_headers(prepared.subject.clone(), headers, bytes.clone())
+                .await
+                .map_err(|e| Error::nats("publishing an atomic batch", e))?;
+        }
+        Ok(())
+    }
+
+    /// The headers of the next message of `batch`: batch id and sequence,
+    /// the event CID as message id, and on an append's first message its
+    /// expected last subject sequence.
+    fn batch_headers(&self, batch: &mut OpenBatch, p: &Prepared, index: usize, event: &Event) -> HeaderMap {
+        batch.messages += 1;
+        let mut headers = HeaderMap::new();
+        headers.insert(NATS_BATCH_ID, batch.id.as_str());
+        headers.insert(NATS_BATCH_SEQUENCE, batch.messages.to_string().as_str());
+        headers.insert(NATS_MESSAGE_ID, event.cid.to_string().as_str());
+        if index == 0 {
+            headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, p.expected_seq.to_string().as_str());
+        }
+        headers
+    }
+
+    /// Sends a staged batch's commit message (through JetStream, for the
+    /// acknowledgement of the whole batch).
+    async fn commit(&self, staged: Staged) -> Result<AckFuture> {
+        self.js
+            .send_publish(staged.subject, staged.commit)
+            .await
+            .map_err(|e| Error::nats("committing an atomic batch", e))
+    }
+
+    /// Commits an open batch with an end-of-batch marker (a message that is
+    /// not stored); on failure, hands its jobs back with the error.
+    async fn commit_open(&self, batch: OpenBatch) -> std::result::Result<InFlight, (Vec<Job>, Error)> {
+        let subject = batch.jobs[0].prepared.subject.clone();
+        let mut headers = HeaderMap::new();
+        headers.insert(NATS_BATCH_ID, batch.id.as_str());
+        headers.insert(NATS_BATCH_SEQUENCE, (batch.messages + 1).to_string().as_str());
+        headers.insert(NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_EOB);
+        match self.commit(Staged { subject, commit: PublishMessage::build().headers(headers) }).await {
+            Ok(ack) => Ok(InFlight::new(batch.jobs, ack)),
+            Err(error) => Err((batch.jobs, error)),
+        }
     }
 
     /// The stream sequence of the last message on `subject`, 0 if none.

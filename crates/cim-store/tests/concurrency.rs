@@ -108,3 +108,60 @@ async fn writers_in_tasks_and_processes_never_fork_a_chain() {
     assert!(conflicts > 0, "eight writers on one aggregate must have collided");
     println!("{} appends, {conflicts} conflicts", acknowledged.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_batches_contended_appends_without_losing_or_forking() {
+    let server = cim_test_support::NatsServer::start().await;
+    let store = EventStore::open(server.connect().await, StoreConfig::default()).await.unwrap();
+    let mut writers = Vec::new();
+    for writer in 0..64 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            let aggregate = key("cart", &format!("c{}", writer % 16));
+            let (mut acknowledged, mut conflicts) = (Vec::new(), 0);
+            for round in 0..20 {
+                let version = store.head(&aggregate).await.unwrap().map_or(0, |(v, _)| v);
+                let events = (0..1 + round % 3)
+                    .map(|i| event("Added", json!({"writer": writer, "round": round, "i": i})))
+                    .collect();
+                match store.append(&aggregate, ExpectedVersion::Exact(version), events).await {
+                    Ok(appended) => acknowledged.extend(appended.events.iter().map(|e| e.cid)),
+                    Err(Error::ConcurrencyConflict { .. }) => conflicts += 1,
+                    Err(other) => panic!("a rejected append must be a conflict, got: {other}"),
+                }
+            }
+            (acknowledged, conflicts)
+        }));
+    }
+    let mut acknowledged = HashSet::new();
+    let mut conflicts = 0;
+    for writer in writers {
+        let (acks, c) = writer.await.unwrap();
+        for cid in acks {
+            assert!(acknowledged.insert(cid), "{cid} acknowledged twice");
+        }
+        conflicts += c;
+    }
+    let mut stored = HashSet::new();
+    for cart in 0..16 {
+        for e in store.read_aggregate(&key("cart", &format!("c{cart}")), AggregateQuery::all()).await.unwrap() {
+            stored.insert(e.event.cid);
+        }
+    }
+    assert_eq!(stored, acknowledged, "the chains hold exactly the acknowledged events");
+    let report = store.verify(|_, _| {}).await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert!(conflicts > 0);
+
+    // Appends of different writers were committed together.
+    let js = async_nats::jetstream::new(server.connect().await);
+    let stream = js.get_stream("CIM_EVENTS").await.unwrap();
+    let mut batches: std::collections::HashMap<String, HashSet<String>> = Default::default();
+    for seq in 1..=report.last_seq {
+        let message = stream.get_raw_message(seq).await.unwrap();
+        if let Some(batch) = message.headers.get(async_nats::header::NATS_BATCH_ID) {
+            batches.entry(batch.to_string()).or_default().insert(message.subject.to_string());
+        }
+    }
+    assert!(batches.values().any(|subjects| subjects.len() > 1), "no batch held more than one aggregate");
+}
