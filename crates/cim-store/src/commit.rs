@@ -20,6 +20,7 @@ use bytes::Bytes;
 use cim_cid::{AggregateKey, Event};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::direct::{self, Lookup};
 use crate::{Error, Result};
 
 /// JetStream's error code for a batch holding a message id already stored.
@@ -500,11 +501,10 @@ impl Publisher {
 
     /// The stream sequence of the last message on `subject`, 0 if none.
     pub async fn last_subject_seq(&self, subject: &str) -> Result<u64> {
-        match self.stream.direct_get_last_for_subject(subject).await {
-            Ok(message) => Ok(message.sequence),
-            Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => Ok(0),
-            Err(e) => Err(Error::nats("reading an aggregate's last event", e)),
-        }
+        let last = direct::get(&self.stream, Lookup::LastFor(subject))
+            .await
+            .map_err(|e| Error::nats("reading an aggregate's last event", e))?;
+        Ok(last.map_or(0, |message| message.sequence))
     }
 
     /// Whether `prepared` is already stored: the first message after the
@@ -514,10 +514,11 @@ impl Publisher {
         let mut seqs = Vec::with_capacity(prepared.events.len());
         let mut from = prepared.expected_seq + 1;
         for (event, _) in &prepared.events {
-            let message = match self.stream.direct_get_next_for_subject(prepared.subject.as_str(), Some(from)).await {
-                Ok(message) => message,
-                Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(Error::nats("checking whether an append was stored", e)),
+            let Some(message) = direct::get(&self.stream, Lookup::NextFor(prepared.subject.as_str(), from))
+                .await
+                .map_err(|e| Error::nats("checking whether an append was stored", e))?
+            else {
+                return Ok(None);
             };
             if crate::message::message_cid(message.sequence, Some(&message.headers))? != event.cid {
                 return Ok(None);

@@ -13,6 +13,8 @@ use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::{self, stream};
 use futures::stream::{BoxStream, StreamExt};
 
+use crate::direct::{self, Lookup};
+use crate::retry;
 use crate::{Error, Result};
 
 /// How long a bounded read waits for the next message before asking the
@@ -30,11 +32,10 @@ pub(crate) enum End {
 
 /// The stream sequence of the last message on `subject` (wildcards allowed), 0 if none.
 pub(crate) async fn last_seq_of(stream: &stream::Stream, subject: &str) -> Result<u64> {
-    match stream.direct_get_last_for_subject(subject).await {
-        Ok(message) => Ok(message.sequence),
-        Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(0),
-        Err(e) => Err(Error::nats("reading the last message of a subject", e)),
-    }
+    let last = direct::get(stream, Lookup::LastFor(subject))
+        .await
+        .map_err(|e| Error::nats("reading the last message of a subject", e))?;
+    Ok(last.map_or(0, |message| message.sequence))
 }
 
 /// Messages of an ordered consumer created with `config`, in stream order,
@@ -53,7 +54,9 @@ pub(crate) async fn ordered_messages(
     // its inactivity threshold.
     let name = format!("cim-read-{}", nuid::next());
     let config = OrderedConfig { name: Some(name.clone()), ..config };
-    let consumer = stream.create_consumer(config).await.map_err(|e| Error::nats("creating an ordered consumer", e))?;
+    let consumer = retry::while_unavailable(|| stream.create_consumer(config.clone()), retry::consumer_unavailable)
+        .await
+        .map_err(|e| Error::nats("creating an ordered consumer", e))?;
     let cleanup = DeleteOnDrop { stream: stream.clone(), name };
     if end != End::Never && consumer.cached_info().num_pending == 0 {
         return Ok(futures::stream::empty().boxed());
@@ -134,9 +137,8 @@ impl Reader {
 /// The sequence of the first message on `filter` at or after `from` that the
 /// server can read, if any.
 pub(crate) async fn next_readable(stream: &stream::Stream, filter: &str, from: u64) -> Result<Option<u64>> {
-    match stream.direct_get_next_for_subject(filter, Some(from)).await {
-        Ok(message) => Ok(Some(message.sequence)),
-        Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::nats("probing a stream for readable messages", e)),
-    }
+    let next = direct::get(stream, Lookup::NextFor(filter, from))
+        .await
+        .map_err(|e| Error::nats("probing a stream for readable messages", e))?;
+    Ok(next.map(|message| message.sequence))
 }

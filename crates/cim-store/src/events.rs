@@ -13,6 +13,7 @@ use tracing::debug;
 
 use crate::commit::{Committer, Outcome, Prepared, Publisher};
 use crate::config::{CommitMode, MAX_BATCH_EVENTS, Names};
+use crate::direct::{self, Lookup};
 use crate::live_dag::LiveDag;
 use crate::message::decode_stream_message;
 use crate::read::AggregateQuery;
@@ -410,13 +411,15 @@ impl EventStore {
     /// Reads the aggregate's head from the server (and verifies it).
     async fn fetch_head(&self, aggregate: &AggregateKey) -> Result<Head> {
         let subject = self.inner.names.aggregate_subject(aggregate);
-        let head = match self.inner.stream.direct_get_last_for_subject(subject).await {
-            Ok(message) => {
+        let last = direct::get(&self.inner.stream, Lookup::LastFor(&subject))
+            .await
+            .map_err(|e| Error::nats("reading an aggregate's head", e))?;
+        let head = match last {
+            Some(message) => {
                 let stored = decode_stream_message(&self.inner.names, &message)?;
                 Head { version: stored.version(), cid: Some(stored.event.cid), seq: stored.seq }
             }
-            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Head::default(),
-            Err(e) => return Err(Error::nats("reading an aggregate's head", e)),
+            None => Head::default(),
         };
         self.remember_head(aggregate, head);
         Ok(head)

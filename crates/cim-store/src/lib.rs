@@ -22,6 +22,7 @@
 mod commit;
 mod config;
 mod consume;
+mod direct;
 mod error;
 mod events;
 mod kv;
@@ -31,6 +32,7 @@ mod named;
 mod objects;
 mod provision;
 mod read;
+mod retry;
 mod verify;
 
 pub use config::{CommitMode, MAX_BATCH_EVENTS, Names, StoreConfig};

@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::warn;
 
+use crate::direct::{self, Lookup};
 use crate::consume::{End, last_seq_of, ordered_messages};
 use crate::{Error, Result, StoreConfig, provision};
 
@@ -255,10 +256,12 @@ impl ObjectStore {
 
     /// The latest metadata message for `cid` and its stream sequence.
     async fn meta_message(&self, cid: &Cid) -> Result<Option<(u64, ObjectInfo)>> {
-        let message = match self.inner.stream.direct_get_last_for_subject(self.meta_subject(cid)).await {
-            Ok(message) => message,
-            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::nats("reading object metadata", e)),
+        let subject = self.meta_subject(cid);
+        let Some(message) = direct::get(&self.inner.stream, Lookup::LastFor(&subject))
+            .await
+            .map_err(|e| Error::nats("reading object metadata", e))?
+        else {
+            return Ok(None);
         };
         let info: ObjectInfo = serde_json::from_slice(&message.payload)
             .map_err(|e| Error::CorruptObject { cid: *cid, reason: format!("its metadata is not valid JSON: {e}") })?;

@@ -8,6 +8,7 @@ use cim_cid::{AggregateKey, Cid, Timestamp};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use crate::consume::{End, last_seq_of, ordered_messages};
+use crate::direct::{self, Lookup};
 use crate::message::{decode_consumer_message, decode_stream_message};
 use crate::{Error, EventStore, Result, StoredEvent};
 
@@ -192,7 +193,14 @@ impl EventStore {
     /// One event by CID, verified.
     pub async fn event(&self, cid: &Cid) -> Result<StoredEvent> {
         let seq = self.dag().await?.position(cid).ok_or(Error::EventNotFound(*cid))?;
-        let message = self.stream().direct_get(seq).await.map_err(|e| Error::nats("reading an event", e))?;
+        let message = direct::get(self.stream(), Lookup::Seq(seq))
+            .await
+            .map_err(|e| Error::nats("reading an event", e))?
+            .ok_or(Error::CorruptEvent {
+                seq,
+                cid: Some(*cid),
+                reason: "the DAG places this event here, but the stream has no readable message there".into(),
+            })?;
         let stored = decode_stream_message(self.names(), &message)?;
         if stored.event.cid != *cid {
             return Err(Error::CorruptEvent {
