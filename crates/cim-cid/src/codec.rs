@@ -35,6 +35,17 @@ pub fn decode_dag_cbor<T: DeserializeOwned + Serialize>(what: &'static str, byte
     Ok(value)
 }
 
+/// Decodes DAG-CBOR into a type whose deserializer admits one encoding per
+/// value — no optional keys, no coercions between kinds (as for
+/// [`EventEnvelope`](crate::EventEnvelope) and [`Ipld`]) — without the
+/// re-encoding of [`decode_dag_cbor`]: the strict decoder and
+/// [`check_links`](crate::link_bytes::check_links) refuse every other form.
+pub(crate) fn decode_exact_form<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
+    let value = serde_ipld_dagcbor::from_slice(bytes).map_err(|e| Error::Decode { what, reason: e.to_string() })?;
+    crate::link_bytes::check_links(bytes).map_err(|reason| Error::Decode { what, reason })?;
+    Ok(value)
+}
+
 /// Parses DAG-JSON (plain JSON, where `{"/": "<cid>"}` is a link and
 /// `{"/": {"bytes": "<base64>"}}` is a byte string) into IPLD data.
 pub fn ipld_from_dag_json(json: &[u8]) -> Result<Ipld> {

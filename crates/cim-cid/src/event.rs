@@ -10,7 +10,7 @@ use ipld_core::ipld::Ipld;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::address::{DAG_CBOR, sha256_digest, verify_block};
-use crate::codec::{decode_dag_cbor, encode_dag_cbor};
+use crate::codec::{decode_exact_form, encode_dag_cbor};
 use crate::{Error, Result};
 
 /// Value of the envelope's `format` field for this version of the envelope.
@@ -393,7 +393,7 @@ impl Event {
             return Err(Error::UnsupportedCid { cid: *cid, reason: "an event's CID must have the dag-cbor codec" });
         }
         verify_block(cid, bytes)?;
-        let envelope: EventEnvelope = decode_dag_cbor("event envelope", bytes)?;
+        let envelope: EventEnvelope = decode_exact_form("event envelope", bytes)?;
         envelope.validate()?;
         Ok(Self { cid: *cid, envelope })
     }

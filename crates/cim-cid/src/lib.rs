@@ -16,6 +16,7 @@ mod address;
 mod chain;
 mod codec;
 mod event;
+mod link_bytes;
 
 pub use address::{
     DAG_CBOR, DIGEST_LEN, RAW, RawHasher, SHA2_256, cid_from_digest, dag_cbor_cid, raw_cid, sha256_digest, verify_block,

@@ -196,16 +196,19 @@ fn malformed_links() {
 }
 
 /// `serde_ipld_dagcbor` parses a link's CID with `cid`'s `read_bytes`, which
-/// stops at the CID's end: bytes after it are ignored, so one link has many
-/// encodings (and an event many CIDs). Reported to the owner of cim-cid; flip
-/// to a normal test when `Event::from_block` refuses it.
+/// stops at the CID's end: unchecked, bytes after it would give one link many
+/// encodings (and an event many CIDs).
 #[test]
 fn link_with_bytes_after_the_cid() {
     let prev = other_event_cid();
     let mut e = entries(2, Some(&prev));
     let padded = [vec![0xd8, 42], cbor::bytes(&[vec![0], prev.to_bytes(), vec![0xee]].concat())].concat();
     set(&mut e, "prev", padded.clone());
-    assert_decode_error(event_error(&cbor::map(&e)), "");
+    assert_decode_error(event_error(&cbor::map(&e)), "1 bytes after its CID");
+    // The same inside the payload, two levels down.
+    let mut e = entries(1, None);
+    set(&mut e, "payload", cbor::map(&[("doc".to_owned(), cbor::array(&[cbor::uint(7), padded.clone()]))]));
+    assert_decode_error(event_error(&cbor::map(&e)), "1 bytes after its CID");
     assert_ipld_error(&padded, "");
 }
 
