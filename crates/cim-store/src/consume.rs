@@ -63,7 +63,9 @@ pub(crate) async fn ordered_messages(
     }
     let messages = consumer.messages().await.map_err(|e| Error::nats("reading a stream", e))?;
     let state = Reader { messages, stream: stream.clone(), filter, end, last: 0, done: false, _cleanup: cleanup };
-    Ok(futures::stream::unfold(state, Reader::next).boxed())
+    // Boxed: `unfold` moves its state in and out of every step, and the
+    // consumer's state is large enough for those copies to show in profiles.
+    Ok(futures::stream::unfold(Box::new(state), Reader::next).boxed())
 }
 
 /// Deletes a consumer (and the replacements an ordered consumer creates as
@@ -94,14 +96,15 @@ struct Reader {
 }
 
 impl Reader {
-    async fn next(mut self) -> Option<(Result<jetstream::Message>, Self)> {
+    async fn next(mut self: Box<Self>) -> Option<(Result<jetstream::Message>, Box<Self>)> {
         loop {
             if self.done {
                 return None;
             }
             let End::At(end) = self.end else {
+                // Following for ever: no end to compare positions with.
                 let item = self.messages.next().await?;
-                return Some((self.deliver(item), self));
+                return Some((item.map_err(|e| Error::nats("reading a stream", e)), self));
             };
             match tokio::time::timeout(IDLE_PROBE, self.messages.next()).await {
                 Ok(Some(item)) => {

@@ -63,7 +63,10 @@ impl LiveDag {
         let state = stream.get_info().await.map_err(|e| Error::nats("reading the event stream's state", e))?.state;
         let (first_seq, target) = (state.first_sequence.max(1), state.last_sequence);
         let events = ordered_events(&stream, names.clone(), names.all_events(), DeliverPolicy::All, End::Never).await?;
-        let dag = Arc::new(RwLock::new(MerkleDag::new()));
+        // Sized for the stream as it is, so the rebuild never rehashes or
+        // copies the DAG's tables while it grows.
+        let stored = usize::try_from(state.messages).unwrap_or(usize::MAX).min(cim_dag::MAX_EVENTS);
+        let dag = Arc::new(RwLock::new(MerkleDag::with_capacity(stored)));
         let problems = Arc::new(Mutex::new(Vec::new()));
         let (applied_tx, applied) = watch::channel(0);
         let applied_tx = Arc::new(applied_tx);

@@ -5,6 +5,7 @@
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use async_nats::jetstream::stream;
 use cim_cid::{AggregateKey, Cid, Timestamp};
+use futures::FutureExt;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use crate::consume::{End, last_seq_of, ordered_messages};
@@ -268,7 +269,38 @@ pub(crate) async fn ordered_events(
 ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
     let messages =
         ordered_messages(stream, OrderedConfig { filter_subject, deliver_policy, ..Default::default() }, end).await?;
-    Ok(messages.map(move |message| decode_consumer_message(&names, &message?)).boxed())
+    Ok(messages
+        .ready_chunks(DECODE_CHUNK)
+        .map(move |chunk| decode_chunk(names.clone(), chunk))
+        .buffered(DECODE_AHEAD)
+        .flat_map(futures::stream::iter)
+        .boxed())
+}
+
+/// Most messages decoded as one unit of work.
+const DECODE_CHUNK: usize = 256;
+/// Chunks of at least this many ready messages are decoded on the blocking
+/// pool while the next ones are read; smaller ones — the live tail — are
+/// decoded in place, where a thread hand-off would only add latency.
+const PARALLEL_DECODE_MIN: usize = 64;
+/// Chunks in flight (being decoded, or decoded and waiting to be read).
+const DECODE_AHEAD: usize = 8;
+
+/// Verifies a chunk of messages, keeping their order.
+fn decode_chunk(
+    names: crate::config::Names,
+    chunk: Vec<Result<async_nats::jetstream::Message>>,
+) -> impl Future<Output = Vec<Result<StoredEvent>>> {
+    let in_place = chunk.len() < PARALLEL_DECODE_MIN;
+    let decode = move || chunk.into_iter().map(|message| decode_consumer_message(&names, &message?)).collect();
+    if in_place {
+        return futures::future::Either::Left(std::future::ready(decode()));
+    }
+    futures::future::Either::Right(tokio::task::spawn_blocking(decode).map(|joined| match joined {
+        Ok(events) => events,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => vec![Err(Error::nats("decoding events", "the runtime is shutting down"))],
+    }))
 }
 
 /// Checks that `stored` is the event after `previous` in its aggregate.
