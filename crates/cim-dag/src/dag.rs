@@ -101,10 +101,10 @@ impl MerkleDag {
     /// [`Event::from_block`] and [`Event::encode`] guarantee; it is not
     /// re-hashed. Costs O(1 + parents) amortised.
     pub fn insert(&mut self, event: &Event, position: u64) -> Result<EventRef<'_>> {
-        cim_cid::check_next(self, event)?;
         let envelope = &event.envelope;
-        let digest = event_digest(&event.cid)?;
         let aggregate = self.aggregates.find(envelope.aggregate_type(), envelope.aggregate_id());
+        cim_cid::check_next(&Inserting { dag: self, event, aggregate }, event)?;
+        let digest = event_digest(&event.cid)?;
         let version = compact_version(event)?;
         let new_links = usize::from(envelope.prev().is_some()) + envelope.parents().len();
         if self.len() >= MAX_EVENTS {
@@ -230,14 +230,44 @@ fn index_u32(n: usize) -> Result<u32> {
     u32::try_from(n).map_err(|_| DagError::Capacity { what: "events", limit: MAX_EVENTS })
 }
 
+impl MerkleDag {
+    /// Version and CID of the head of the aggregate at index `ix`.
+    fn head_of(&self, ix: u32) -> (u64, Cid) {
+        let head = self.node(self.aggregates.get(ix).head);
+        (u64::from(head.version), head.cid())
+    }
+}
+
 impl ChainState for MerkleDag {
     fn head(&self, aggregate_type: &str, aggregate_id: &str) -> Option<(u64, Cid)> {
-        let ix = self.aggregates.find(aggregate_type, aggregate_id)?;
-        let head = self.node(self.aggregates.get(ix).head);
-        Some((u64::from(head.version), head.cid()))
+        self.aggregates.find(aggregate_type, aggregate_id).map(|ix| self.head_of(ix))
     }
 
     fn contains(&self, cid: &Cid) -> bool {
         MerkleDag::contains(self, cid)
+    }
+}
+
+/// The DAG as [`cim_cid::check_next`] sees it while `event` is inserted:
+/// the event's aggregate has been looked up already, so the check does not
+/// hash and probe for it a second time.
+struct Inserting<'a> {
+    dag: &'a MerkleDag,
+    event: &'a Event,
+    aggregate: Option<u32>,
+}
+
+impl ChainState for Inserting<'_> {
+    fn head(&self, aggregate_type: &str, aggregate_id: &str) -> Option<(u64, Cid)> {
+        let envelope = &self.event.envelope;
+        if aggregate_type == envelope.aggregate_type() && aggregate_id == envelope.aggregate_id() {
+            self.aggregate.map(|ix| self.dag.head_of(ix))
+        } else {
+            self.dag.head(aggregate_type, aggregate_id)
+        }
+    }
+
+    fn contains(&self, cid: &Cid) -> bool {
+        self.dag.contains(cid)
     }
 }
