@@ -32,7 +32,7 @@ pub fn run(global: &GlobalArgs, command: ConfigCommand, out: &Output) -> anyhow:
     let settings = Settings::resolve(&global)?;
     let nats = match &settings.target {
         Target::Remote { url, .. } => url.clone(),
-        Target::Embedded => format!("embedded server on {}", settings.data_dir.display()),
+        Target::Embedded => format!("embedded server on {}", settings.data_dir()?.display()),
     };
     out.emit(
         &json!({ "file": file, "valid": true, "config": config, "nats": nats, "data_dir": settings.data_dir }),

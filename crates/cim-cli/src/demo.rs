@@ -96,7 +96,7 @@ pub async fn run(session: &Session, settings: &Settings, args: DemoArgs, out: &O
     let car = match args.output {
         Some(path) => path,
         None => {
-            let dir = settings.data_dir.join("exports");
+            let dir = settings.data_dir()?.join("exports");
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             dir.join(format!("demo-{run}.car"))
         }
@@ -119,7 +119,7 @@ pub async fn run(session: &Session, settings: &Settings, args: DemoArgs, out: &O
     });
     // The commands to try next reach this same store.
     let base = match &settings.target {
-        Target::Embedded => format!("cim --data-dir {}", settings.data_dir.display()),
+        Target::Embedded => format!("cim --data-dir {}", settings.data_dir()?.display()),
         Target::Remote { url, .. } => format!("cim --nats {url}"),
     };
     let cim = format!("{base} --namespace {}", settings.store.namespace);

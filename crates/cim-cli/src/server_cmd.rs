@@ -25,9 +25,9 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs, out: &Output) -> anyhow:
     if let Target::Remote { url, .. } = &settings.target {
         out.note(format!("note: ignoring the configured NATS URL {url}: `cim server` runs the embedded server"));
     }
-    let lock = lock_for_server(&settings.data_dir)?;
-    let mut server =
-        EmbeddedServer::start(&settings.data_dir, settings.nats_server.as_deref(), lock, args.port).await?;
+    let data_dir = settings.data_dir()?;
+    let lock = lock_for_server(data_dir)?;
+    let mut server = EmbeddedServer::start(data_dir, settings.nats_server.as_deref(), lock, args.port).await?;
     server.advertise()?;
     let running = server.running();
     out.emit(&json!({ "event": "started", "server": running, "log": server.log_file() }), || {
@@ -35,7 +35,7 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs, out: &Output) -> anyhow:
             "cim server: nats-server with JetStream at {} (data: {}, log: {})\n\
              Other cim commands using this data directory connect to it. Press Ctrl-C to stop.",
             running.url,
-            settings.data_dir.display(),
+            data_dir.display(),
             server.log_file().display()
         )
     });

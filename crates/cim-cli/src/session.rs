@@ -32,7 +32,7 @@ impl Session {
         let (url, nats, attachment) = match &settings.target {
             Target::Remote { url, nats } => (url.clone(), nats.as_ref().clone(), None),
             Target::Embedded => {
-                let attachment = attach(&settings.data_dir, settings.nats_server.as_deref(), out).await?;
+                let attachment = attach(settings.data_dir()?, settings.nats_server.as_deref(), out).await?;
                 let url = match &attachment {
                     Attachment::Shared(running) => running.url.clone(),
                     Attachment::Transient(server) => server.url(),

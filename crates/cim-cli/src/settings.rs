@@ -77,8 +77,9 @@ pub struct Settings {
     /// The store's configuration.
     pub store: StoreConfig,
     /// The data directory of the embedded server (also where the demo puts
-    /// its CAR by default).
-    pub data_dir: PathBuf,
+    /// its CAR by default); `None` only for a remote server when no default
+    /// can be found (no `XDG_DATA_HOME` or `HOME`), as for a system service.
+    pub data_dir: Option<PathBuf>,
     /// The nats-server binary from `[embedded] nats_server`, if set.
     pub nats_server: Option<PathBuf>,
 }
@@ -95,10 +96,7 @@ impl Settings {
             store.namespace.clone_from(namespace);
             store.validate().map_err(|e| usage(format!("--namespace: {e}")))?;
         }
-        let data_dir = match global.data_dir.clone().or(file.embedded.data_dir) {
-            Some(dir) => dir,
-            None => default_data_dir()?,
-        };
+        let explicit_dir = global.data_dir.clone().or(file.embedded.data_dir);
         let target = match (global.nats.clone(), file.nats) {
             (None, None) => Target::Embedded,
             (flag, section) => {
@@ -110,7 +108,17 @@ impl Settings {
                 Target::Remote { url: nats.url.join(","), nats: Box::new(nats) }
             }
         };
+        let data_dir = match (explicit_dir, &target) {
+            (Some(dir), _) => Some(dir),
+            (None, Target::Embedded) => Some(default_data_dir()?),
+            (None, Target::Remote { .. }) => default_data_dir().ok(),
+        };
         Ok(Self { target, store, data_dir, nats_server: file.embedded.nats_server })
+    }
+
+    /// The data directory, for the commands that need one whatever the target.
+    pub fn data_dir(&self) -> anyhow::Result<&Path> {
+        self.data_dir.as_deref().ok_or_else(no_default_data_dir)
     }
 }
 
@@ -133,8 +141,12 @@ pub fn default_data_dir() -> anyhow::Result<PathBuf> {
     }
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| usage("neither XDG_DATA_HOME nor HOME is set: pass --data-dir or set CIM_DATA_DIR"))?;
+        .ok_or_else(no_default_data_dir)?;
     Ok(PathBuf::from(home).join(".local/share/cim"))
+}
+
+fn no_default_data_dir() -> anyhow::Error {
+    usage("neither XDG_DATA_HOME nor HOME is set: pass --data-dir or set CIM_DATA_DIR")
 }
 
 #[cfg(test)]

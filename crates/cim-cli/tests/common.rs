@@ -48,7 +48,16 @@ impl Run {
 
 /// `cim` with `args` and no other settings (an isolated environment).
 pub fn cim(args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_cim"))
+    cim_without(&[], args)
+}
+
+/// [`cim`], also without the environment variables `unset`.
+pub fn cim_without(unset: &[&str], args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cim"));
+    for name in unset {
+        command.env_remove(name);
+    }
+    let output = command
         .args(args)
         .env_remove("CIM_NATS_URL")
         .env_remove("CIM_CONFIG")

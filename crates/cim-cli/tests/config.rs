@@ -1,6 +1,6 @@
 //! `cim config check`: validation without connecting.
 
-use crate::common::cim;
+use crate::common::{cim, cim_without};
 
 #[test]
 fn config_check_accepts_a_valid_file_and_names_what_is_wrong() {
@@ -64,4 +64,17 @@ async fn a_config_file_logs_in_with_a_user_and_a_password_file() {
     let half = dir.path().join("half.toml");
     std::fs::write(&half, format!("[nats]\nurl = \"{}\"\nuser = \"admin\"\n", server.url())).unwrap();
     cim(&["config", "check", half.to_str().unwrap()]).fails(2, "user and password_file go together");
+}
+
+/// A system service has no home directory: with a NATS server given, `cim`
+/// needs no data directory; only the embedded server does.
+#[tokio::test]
+async fn a_remote_server_needs_no_home_directory() {
+    let env = crate::common::Env::new().await;
+    let url = env.server.url();
+    let no_home = ["HOME", "XDG_DATA_HOME"];
+    let status = cim_without(&no_home, &["--nats", &url, "--namespace", &env.namespace, "--json", "status"]).json();
+    assert_eq!(status["events"]["events"], 0);
+    cim_without(&no_home, &["status"]).fails(2, "neither XDG_DATA_HOME nor HOME is set");
+    cim_without(&no_home, &["--nats", &url, "server"]).fails(2, "neither XDG_DATA_HOME nor HOME is set");
 }
