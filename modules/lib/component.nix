@@ -143,6 +143,16 @@ in
                 connects without credentials.
               '';
             };
+            inbox_prefix = mkOption {
+              type = types.nullOr (types.strMatching "[^.*> ]+(\\.[^.*> ]+)*");
+              default = if cfg.settings.nats.user != null then "_INBOX_${cfg.settings.nats.user}" else null;
+              defaultText = lib.literalExpression ''"_INBOX_''${settings.nats.user}"'';
+              description = ''
+                Subject prefix of the component's reply inboxes. The host
+                module lets each component's user subscribe only to
+                `_INBOX_<user>.>`, so no component reads another's replies.
+              '';
+            };
             password_file = mkOption {
               type = types.nullOr types.str;
               default = if cfg.nats.passwordFile != null then "${credentialsDir}/nats-password" else null;

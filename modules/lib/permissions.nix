@@ -6,8 +6,8 @@
 #   (`cim.service.<component>.>`) and to the `$SRV` discovery subjects for
 #   its service name; replies go out through `allow_responses`;
 # - register and heartbeat with the Component Registry;
-# - receive replies on `_INBOX.>` (async-nats' default inbox prefix: the
-#   runtime sets no per-user prefix, so this is as narrow as it gets today);
+# - receive replies on its own inbox prefix, `_INBOX_<user>.>` (the component
+#   module sets `[nats] inbox_prefix` to match), never on another user's;
 # - use the JetStream API only for the streams it opens, and write only the
 #   subjects it owns: its aggregate types in the event stream, its KV bucket.
 # Reading the event stream is open to every component by design: the
@@ -69,6 +69,7 @@ let
 
   component =
     {
+      user,
       service,
       prefix,
       publish,
@@ -78,7 +79,7 @@ let
       # `$JS.API.INFO` (account limits and usage, read-only): async-nats asks
       # for it before creating a KV bucket.
       publish = registration ++ [ "$JS.API.INFO" ] ++ publish ++ lib.concatMap streamApi streams;
-      subscribe = microService service prefix ++ [ "_INBOX.>" ];
+      subscribe = microService service prefix ++ [ "_INBOX_${user}.>" ];
       allowResponses = true;
     };
 in
@@ -94,6 +95,7 @@ in
   # Component Registry: schema aggregates `schema/<type>` in the event store,
   # live components in the `<namespace>-components` KV bucket.
   registry = component {
+    user = "registry";
     service = "cim-registry";
     prefix = "cim.service.registry";
     publish = [
@@ -109,6 +111,7 @@ in
   # Information Unit System: unit aggregates `unit/<id>`; asks the registry
   # for schemas; reads (never writes) attached objects.
   ius = component {
+    user = "ius";
     service = "cim-ius";
     prefix = "cim.service.ius";
     publish = [

@@ -61,6 +61,10 @@ in
     services.cim.ius.settings.store.namespace = "Not A Namespace!";
   });
 
+  wildcard-inbox-prefix = case "A definition for option `services.cim.ius.settings.nats.inbox_prefix' is not of type" (ius {
+    services.cim.ius.settings.nats.inbox_prefix = "_INBOX.>";
+  });
+
   ill-typed-port = case "A definition for option `services.cim.host.nats.port' is not of type `16 bit unsigned integer" (host {
     services.cim.host.nats.port = 70000;
   });

@@ -115,5 +115,8 @@ pub async fn connect_options(config: &NatsConfig, default_name: &str) -> Result<
     if config.tls_required {
         options = options.require_tls(true);
     }
+    if let Some(prefix) = &config.inbox_prefix {
+        options = options.custom_inbox_prefix(prefix.as_str());
+    }
     Ok(options)
 }

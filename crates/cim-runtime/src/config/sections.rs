@@ -46,6 +46,10 @@ pub struct NatsConfig {
     pub request_timeout_secs: u64,
     /// Reconnect attempts before giving up after losing the connection; 0: forever.
     pub max_reconnects: usize,
+    /// Subject prefix of this connection's reply inboxes instead of
+    /// `_INBOX`, e.g. `_INBOX_ius`: lets the server's permissions keep one
+    /// user from subscribing to another's replies.
+    pub inbox_prefix: Option<String>,
 }
 
 impl Default for NatsConfig {
@@ -65,6 +69,7 @@ impl Default for NatsConfig {
             connect_timeout_secs: 5,
             request_timeout_secs: 10,
             max_reconnects: 0,
+            inbox_prefix: None,
         }
     }
 }
@@ -103,6 +108,9 @@ impl NatsConfig {
             let key = if self.tls_cert_file.is_some() { "tls_key_file" } else { "tls_cert_file" };
             return Err(Invalid::new(key, "tls_cert_file and tls_key_file go together"));
         }
+        if let Some(prefix) = &self.inbox_prefix {
+            check_inbox_prefix(prefix)?;
+        }
         if self.connect_timeout_secs == 0 {
             return Err(Invalid::new("connect_timeout_secs", "must be at least 1"));
         }
@@ -126,6 +134,22 @@ impl NatsConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// An inbox prefix is a subject of literal tokens: replies arrive on
+/// `<prefix>.<id>.<n>`.
+fn check_inbox_prefix(prefix: &str) -> Result<(), Invalid> {
+    let literal_token = |token: &str| {
+        !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'*' | b'>' | b'.'))
+    };
+    if prefix.split('.').all(literal_token) {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            "inbox_prefix",
+            format!("{prefix:?} is not a subject of literal tokens (e.g. _INBOX_ius): no spaces, '*', '>' or empty tokens"),
+        ))
     }
 }
 

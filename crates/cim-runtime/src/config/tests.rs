@@ -62,6 +62,17 @@ fn names_out_of_range_values() {
 }
 
 #[test]
+fn an_inbox_prefix_is_literal_subject_tokens() {
+    let file = file("[nats]\ninbox_prefix = \"_INBOX_ius.replies\"\n");
+    let config = load::<Demo>(file.path(), &[], true).expect("valid");
+    assert_eq!(config.nats.inbox_prefix.as_deref(), Some("_INBOX_ius.replies"));
+    for bad in ["_INBOX.>", "_INBOX.*", "_INBOX..x", "", "my inbox", "_INBOX."] {
+        let message = error(&format!("[nats]\ninbox_prefix = {bad:?}\n"), &[]);
+        assert!(message.contains("`nats.inbox_prefix`") && message.contains("literal tokens"), "{bad:?}: {message}");
+    }
+}
+
+#[test]
 fn environment_and_flags_override_the_file() {
     let vars = [
         ("CIM_NATS_URL".to_owned(), "nats://env:4222".to_owned()),
