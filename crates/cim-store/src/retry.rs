@@ -59,3 +59,50 @@ pub(crate) fn consumer_unavailable(error: &ConsumerError) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_nats::jetstream::context::{RequestError, RequestErrorKind};
+
+    use super::*;
+
+    fn jetstream_error(err_code: u64) -> ConsumerError {
+        let error = serde_json::from_value(serde_json::json!({ "code": 503, "err_code": err_code, "description": "x" }))
+            .expect("a JetStream API error");
+        ConsumerError::new(ConsumerErrorKind::JetStream(error))
+    }
+
+    #[test]
+    fn only_a_missing_answer_makes_consumer_creation_retry() {
+        assert!(consumer_unavailable(&ConsumerError::new(ConsumerErrorKind::TimedOut)));
+        let no_responders = RequestError::new(RequestErrorKind::NoResponders);
+        assert!(consumer_unavailable(&ConsumerError::with_source(ConsumerErrorKind::Request, no_responders)));
+        assert!(consumer_unavailable(&jetstream_error(ErrorCode::CLUSTER_NOT_AVAILABLE.0)));
+        assert!(consumer_unavailable(&jetstream_error(ErrorCode::CLUSTER_NOT_LEADER.0)));
+
+        let refused = RequestError::new(RequestErrorKind::Other);
+        assert!(!consumer_unavailable(&ConsumerError::with_source(ConsumerErrorKind::Request, refused)));
+        assert!(!consumer_unavailable(&jetstream_error(ErrorCode::STREAM_NOT_FOUND.0)));
+        assert!(!consumer_unavailable(&ConsumerError::new(ConsumerErrorKind::InvalidName)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_at_another_error_or_when_the_window_closes() {
+        let mut calls = 0;
+        let answer: Result<(), &str> = while_unavailable(
+            || {
+                calls += 1;
+                std::future::ready(Err(if calls < 3 { "busy" } else { "refused" }))
+            },
+            |e: &&str| *e == "busy",
+        )
+        .await;
+        assert_eq!((answer, calls), (Err("refused"), 3));
+
+        let started = Instant::now();
+        let answer: Result<(), &str> = while_unavailable(|| std::future::ready(Err("busy")), |_| true).await;
+        assert_eq!(answer, Err("busy"));
+        assert!(started.elapsed() <= UNAVAILABLE_RETRY_WINDOW, "{:?}", started.elapsed());
+        assert!(started.elapsed() >= UNAVAILABLE_RETRY_WINDOW - MAX_BACKOFF, "{:?}", started.elapsed());
+    }
+}
