@@ -1,11 +1,18 @@
-//! Direct gets (`$JS.API.DIRECT.GET`), the store's point reads.
+//! Point reads: one message by sequence, or the last or next one on a subject.
 //!
-//! Any current replica answers a direct get; while none can (see
-//! [`retry`](crate::retry)), the read is retried rather than failed.
+//! On a single server they are direct gets (`$JS.API.DIRECT.GET`), which
+//! any replica may answer. In a cluster that includes a replica still
+//! catching up, which can answer "not found" for a message the majority
+//! stored, or an older last message (CI once saw a direct get answer "not
+//! found" for an object right after a node of the test cluster rejoined;
+//! a lagging replica is the likely cause). So the point reads of a replicated stream go
+//! to the stream leader (`$JS.API.STREAM.MSG.GET`), which holds every
+//! acknowledged message. Either way, while no server can answer (see
+//! [`retry`]), the read is retried rather than failed.
 
 use async_nats::StatusCode;
 use async_nats::jetstream::message::StreamMessage;
-use async_nats::jetstream::stream::{DirectGetError, DirectGetErrorKind, Stream};
+use async_nats::jetstream::stream::{DirectGetError, DirectGetErrorKind, RawMessageError, RawMessageErrorKind, Stream};
 
 use crate::retry;
 
@@ -21,7 +28,15 @@ pub(crate) enum Lookup<'a> {
 }
 
 /// The message `lookup` names, or `None` if the stream has no such message.
-pub(crate) async fn get(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<StreamMessage>, DirectGetError> {
+pub(crate) async fn get(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<StreamMessage>, async_nats::Error> {
+    if stream.cached_info().config.num_replicas > 1 {
+        Ok(from_leader(stream, lookup).await?)
+    } else {
+        Ok(direct(stream, lookup).await?)
+    }
+}
+
+async fn direct(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<StreamMessage>, DirectGetError> {
     let request = || async move {
         match lookup {
             Lookup::Seq(seq) => stream.direct_get(seq).await,
@@ -32,6 +47,23 @@ pub(crate) async fn get(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<St
     match retry::while_unavailable(request, |e: &DirectGetError| is_unavailable(&e.kind())).await {
         Ok(message) => Ok(Some(message)),
         Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn from_leader(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<StreamMessage>, RawMessageError> {
+    let request = || async move {
+        let builder = stream.raw_message_builder();
+        let builder = match lookup {
+            Lookup::Seq(seq) => builder.sequence(seq),
+            Lookup::LastFor(subject) => builder.last_by_subject(subject),
+            Lookup::NextFor(subject, from) => builder.sequence(from).next_by_subject(subject),
+        };
+        builder.send().await
+    };
+    match retry::while_unavailable(request, retry::leader_get_unavailable).await {
+        Ok(message) => Ok(Some(message)),
+        Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -87,6 +119,9 @@ mod tests {
         assert!(is_unavailable(&DirectGetErrorKind::ErrorResponse(StatusCode::NO_RESPONDERS, "no responders".into())));
         assert!(!is_unavailable(&DirectGetErrorKind::NotFound));
         assert!(!is_unavailable(&DirectGetErrorKind::InvalidSubject));
-        assert!(!is_unavailable(&DirectGetErrorKind::ErrorResponse(StatusCode::REQUEST_TERMINATED, "terminated".into())));
+        assert!(!is_unavailable(&DirectGetErrorKind::ErrorResponse(
+            StatusCode::REQUEST_TERMINATED,
+            "terminated".into()
+        )));
     }
 }

@@ -29,8 +29,8 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::warn;
 
+use crate::consume::{End, ordered_messages};
 use crate::direct::{self, Lookup};
-use crate::consume::{End, last_seq_of, ordered_messages};
 use crate::{Error, Result, StoreConfig, provision};
 
 /// Chunks requested from the server at a time when reading an object, so a
@@ -292,19 +292,26 @@ impl ObjectStore {
             futures::stream::empty().boxed()
         } else {
             let chunk_subject = self.chunk_subject(&info.nuid);
-            let last = last_seq_of(&self.inner.stream, &chunk_subject).await?;
-            if last == 0 {
+            let Some(last) = direct::get(&self.inner.stream, Lookup::LastFor(&chunk_subject))
+                .await
+                .map_err(|e| Error::nats("reading an object's last chunk", e))?
+            else {
                 return Err(Error::CorruptObject {
                     cid: *cid,
                     reason: format!("its metadata lists {} chunks but none are stored", info.chunks),
                 });
+            };
+            if info.chunks == 1 {
+                // The chunk just read is the whole content: no consumer needed.
+                futures::stream::once(std::future::ready(Ok(last.payload))).boxed()
+            } else {
+                let config =
+                    OrderedConfig { filter_subject: chunk_subject, max_batch: READ_BATCH_CHUNKS, ..Default::default() };
+                ordered_messages(&self.inner.stream, config, End::At(last.sequence))
+                    .await?
+                    .map(|m| m.map(|m| m.split().0.payload))
+                    .boxed()
             }
-            let config =
-                OrderedConfig { filter_subject: chunk_subject, max_batch: READ_BATCH_CHUNKS, ..Default::default() };
-            ordered_messages(&self.inner.stream, config, End::At(last))
-                .await?
-                .map(|m| m.map(|m| m.split().0.payload))
-                .boxed()
         };
         Ok(ObjectReader { meta, chunks, hasher: Some(RawHasher::default()) })
     }

@@ -12,7 +12,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::ErrorCode;
-use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind};
+use async_nats::jetstream::context::{RequestError, RequestErrorKind};
+use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind, RawMessageError, RawMessageErrorKind};
 use tokio::time::Instant;
 
 /// How long a request keeps retrying while no server can answer it.
@@ -49,26 +50,42 @@ where
 pub(crate) fn consumer_unavailable(error: &ConsumerError) -> bool {
     match error.kind() {
         ConsumerErrorKind::TimedOut => true,
-        ConsumerErrorKind::JetStream(e) => {
-            [ErrorCode::CLUSTER_NOT_AVAILABLE, ErrorCode::CLUSTER_NOT_LEADER].contains(&e.error_code())
-        }
-        ConsumerErrorKind::Request => error
-            .source()
-            .and_then(|source| source.downcast_ref::<async_nats::jetstream::context::RequestError>())
-            .is_some_and(|e| e.kind() == async_nats::jetstream::context::RequestErrorKind::NoResponders),
+        ConsumerErrorKind::JetStream(e) => cluster_busy(&e),
+        ConsumerErrorKind::Request => unanswered(error.source()),
         _ => false,
     }
 }
 
+/// Whether a message get through the stream leader failed only because no
+/// server could take the request right now.
+pub(crate) fn leader_get_unavailable(error: &RawMessageError) -> bool {
+    match error.kind() {
+        RawMessageErrorKind::JetStream(e) => cluster_busy(&e),
+        RawMessageErrorKind::Other => unanswered(error.source()),
+        _ => false,
+    }
+}
+
+/// The JetStream API's "no leader yet" answers.
+fn cluster_busy(error: &async_nats::jetstream::Error) -> bool {
+    [ErrorCode::CLUSTER_NOT_AVAILABLE, ErrorCode::CLUSTER_NOT_LEADER].contains(&error.error_code())
+}
+
+/// A request that nobody answered: no responders, or no reply in time.
+fn unanswered(source: Option<&(dyn std::error::Error + 'static)>) -> bool {
+    source
+        .and_then(|source| source.downcast_ref::<RequestError>())
+        .is_some_and(|e| matches!(e.kind(), RequestErrorKind::NoResponders | RequestErrorKind::TimedOut))
+}
+
 #[cfg(test)]
 mod tests {
-    use async_nats::jetstream::context::{RequestError, RequestErrorKind};
-
     use super::*;
 
     fn jetstream_error(err_code: u64) -> ConsumerError {
-        let error = serde_json::from_value(serde_json::json!({ "code": 503, "err_code": err_code, "description": "x" }))
-            .expect("a JetStream API error");
+        let error =
+            serde_json::from_value(serde_json::json!({ "code": 503, "err_code": err_code, "description": "x" }))
+                .expect("a JetStream API error");
         ConsumerError::new(ConsumerErrorKind::JetStream(error))
     }
 
@@ -84,6 +101,16 @@ mod tests {
         assert!(!consumer_unavailable(&ConsumerError::with_source(ConsumerErrorKind::Request, refused)));
         assert!(!consumer_unavailable(&jetstream_error(ErrorCode::STREAM_NOT_FOUND.0)));
         assert!(!consumer_unavailable(&ConsumerError::new(ConsumerErrorKind::InvalidName)));
+    }
+
+    #[test]
+    fn only_a_missing_answer_makes_a_leader_get_retry() {
+        let unanswered = |kind| RawMessageError::with_source(RawMessageErrorKind::Other, RequestError::new(kind));
+        assert!(leader_get_unavailable(&unanswered(RequestErrorKind::NoResponders)));
+        assert!(leader_get_unavailable(&unanswered(RequestErrorKind::TimedOut)));
+        assert!(!leader_get_unavailable(&unanswered(RequestErrorKind::Other)));
+        assert!(!leader_get_unavailable(&RawMessageError::new(RawMessageErrorKind::NoMessageFound)));
+        assert!(!leader_get_unavailable(&RawMessageError::new(RawMessageErrorKind::InvalidSubject)));
     }
 
     #[tokio::test(start_paused = true)]

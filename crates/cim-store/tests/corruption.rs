@@ -174,6 +174,24 @@ async fn an_object_damaged_on_disk_or_in_its_metadata_fails_verification() {
     assert!(matches!(&error, Error::CorruptObject { reason, .. } if reason.contains("digest")), "{error}");
 }
 
+/// An object of one chunk is read with a single direct get rather than a
+/// consumer; damage is still found.
+#[tokio::test]
+async fn a_damaged_single_chunk_object_fails_verification() {
+    let mut server = NatsServer::start().await;
+    let objects = ObjectStore::open(server.connect().await, &StoreConfig::default()).await.unwrap();
+    let content = format!("{}{MARKER}{}", ".".repeat(1_000), ".".repeat(1_000));
+    let meta = objects.put(content.as_bytes()).await.unwrap();
+    assert_eq!(meta.chunks, 1);
+    assert_eq!(objects.get_bytes(&meta.cid).await.unwrap(), content.as_bytes());
+    drop(objects);
+    flip_marker_on_disk(&mut server).await;
+
+    let objects = ObjectStore::open(server.connect().await, &StoreConfig::default()).await.unwrap();
+    let error = objects.get_bytes(&meta.cid).await.unwrap_err();
+    assert!(matches!(&error, Error::CorruptObject { cid, .. } if *cid == meta.cid), "{error}");
+}
+
 fn base64_url(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE.encode(text)
