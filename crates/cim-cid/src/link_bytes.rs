@@ -109,9 +109,11 @@ mod tests {
         let exact = link(&a_cid().to_bytes());
         let padded = link(&[a_cid().to_bytes(), vec![0xee]].concat());
         // Top level, inside an array, as a map value after other items.
-        for wrap in [|l: &[u8]| l.to_vec(), |l: &[u8]| [&[0x82, 0x01][..], l].concat(), |l: &[u8]| {
-            [&[0xa2, 0x61, b'a', 0x63, b'x', b'y', b'z', 0x61, b'b'][..], l].concat()
-        }] {
+        for wrap in [
+            |l: &[u8]| l.to_vec(),
+            |l: &[u8]| [&[0x82, 0x01][..], l].concat(),
+            |l: &[u8]| [&[0xa2, 0x61, b'a', 0x63, b'x', b'y', b'z', 0x61, b'b'][..], l].concat(),
+        ] {
             assert_eq!(check_links(&wrap(&exact)), Ok(()));
             let error = check_links(&wrap(&padded)).unwrap_err();
             assert!(error.contains("1 bytes after its CID"), "{error}");

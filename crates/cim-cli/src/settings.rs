@@ -139,9 +139,7 @@ pub fn default_data_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir).join("cim"));
     }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .ok_or_else(no_default_data_dir)?;
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or_else(no_default_data_dir)?;
     Ok(PathBuf::from(home).join(".local/share/cim"))
 }
 

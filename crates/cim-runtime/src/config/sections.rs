@@ -148,7 +148,9 @@ fn check_inbox_prefix(prefix: &str) -> Result<(), Invalid> {
     } else {
         Err(Invalid::new(
             "inbox_prefix",
-            format!("{prefix:?} is not a subject of literal tokens (e.g. _INBOX_ius): no spaces, '*', '>' or empty tokens"),
+            format!(
+                "{prefix:?} is not a subject of literal tokens (e.g. _INBOX_ius): no spaces, '*', '>' or empty tokens"
+            ),
         ))
     }
 }
