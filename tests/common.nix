@@ -1,5 +1,16 @@
 # What every test node and script shares.
 { self, nixosModules }:
+let
+  # Gives a container the tools the scripts run inside it.
+  containerTools =
+    { pkgs, ... }:
+    {
+      environment.systemPackages = [
+        self.packages.${pkgs.stdenv.hostPlatform.system}.cim-nats-probe
+        pkgs.curl
+      ];
+    };
+in
 {
   # The NixOS module every node imports: CIM's modules, the host with
   # generated passwords, and the tools the scripts use.
@@ -20,15 +31,22 @@
       virtualisation.cores = 2;
     };
 
-  # Gives a container the tools the scripts run inside it.
-  containerTools =
-    { pkgs, ... }:
-    {
-      environment.systemPackages = [
-        self.packages.${pkgs.stdenv.hostPlatform.system}.cim-nats-probe
-        pkgs.curl
-      ];
+  inherit containerTools;
+
+  # The host node of the suites that run the registry and the IUS, each in
+  # its container with those tools.
+  componentContainers = {
+    services.cim.containers = {
+      registry = {
+        enable = true;
+        config = containerTools;
+      };
+      ius = {
+        enable = true;
+        config = containerTools;
+      };
     };
+  };
 
   # Python helpers prepended to every test script.
   helpers = ''

@@ -6,18 +6,7 @@
 {
   name = "cim-components";
 
-  nodes.host = {
-    services.cim.containers = {
-      registry = {
-        enable = true;
-        config = common.containerTools;
-      };
-      ius = {
-        enable = true;
-        config = common.containerTools;
-      };
-    };
-  };
+  nodes.host = common.componentContainers;
 
   testScript = common.helpers + ''
     COMPONENTS = {"registry": 9101, "ius": 9102}

@@ -7,18 +7,7 @@
 {
   name = "cim-permissions";
 
-  nodes.host = {
-    services.cim.containers = {
-      registry = {
-        enable = true;
-        config = common.containerTools;
-      };
-      ius = {
-        enable = true;
-        config = common.containerTools;
-      };
-    };
-  };
+  nodes.host = common.componentContainers;
 
   testScript = common.helpers + ''
     # The matrix is shared with `cargo xtask test`'s live check.
