@@ -91,6 +91,11 @@ impl<Req, Resp, C> Endpoint<Req, Resp, C> {
     }
 }
 
+/// The body of a request that carries nothing: `{}` (other fields are
+/// ignored, so any JSON object is accepted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Empty {}
+
 /// A subject token that is not a wildcard: printable ASCII without `.`, `*`
 /// or `>`, not empty.
 pub fn is_literal_token(token: &str) -> bool {
@@ -119,5 +124,11 @@ mod tests {
         assert_eq!(PINNED.token_of("cim.service.test.things.register.a.b"), None);
         assert_eq!(PINNED.token_of("cim.service.test.things.registered.x"), None);
         assert_eq!(PINNED.token_of("cim.service.other.things.register.x"), None);
+    }
+
+    #[test]
+    fn an_empty_body_is_an_object() {
+        assert_eq!(serde_json::to_string(&Empty {}).expect("encode"), "{}");
+        assert_eq!(serde_json::from_str::<Empty>(r#"{"ignored": 1}"#).expect("decode"), Empty {});
     }
 }

@@ -189,6 +189,12 @@ impl WireError {
     }
 }
 
+impl<C: Code> From<ApiError<C>> for WireError {
+    fn from(error: ApiError<C>) -> Self {
+        error.to_wire()
+    }
+}
+
 /// Why a request to a CIM service failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -28,6 +28,6 @@ mod nats;
 
 pub use caller::Caller;
 pub use code::{Code, CommonCode, ErrorCode, NoCode};
-pub use endpoint::{Endpoint, Service, is_literal_token};
+pub use endpoint::{Empty, Endpoint, Service, is_literal_token};
 pub use error::{ApiError, RequestError, WireError};
 pub use nats::{ConnectError, InvalidSetting, NatsConfig, connect_options, server_addrs};
