@@ -1,11 +1,14 @@
 //! The command line every component binary shares, and its `main`.
 //!
 //! ```text
-//! cim-<component> --config FILE [--nats-url URL] [--http-listen ADDR]
+//! cim-<component> [--config FILE] [--nats-url URL] [--http-listen ADDR]
 //!                 [--log-format human|json] [--log-level FILTER]
 //!                 [--instance-id ID] [--set SECTION.KEY=VALUE]...
 //! cim-<component> --check-config FILE [--skip-file-checks] [overrides...]
 //! ```
+//!
+//! Without `--config` (or `CIM_CONFIG`) every key has its default, changed
+//! only by the environment and the flags.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -22,8 +25,8 @@ pub const EXIT_INVALID_CONFIG: u8 = 2;
 /// Arguments of every component binary.
 #[derive(Debug, Clone, Parser)]
 pub struct RunArgs {
-    /// The configuration file (TOML).
-    #[arg(long, short, env = "CIM_CONFIG", value_name = "FILE", required_unless_present = "check_config")]
+    /// The configuration file (TOML) [default: none; every key has a default].
+    #[arg(long, short, env = "CIM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Check FILE (with the environment and flag overrides) without
     /// connecting to anything; exit 0 when valid, 2 when not.
@@ -110,9 +113,8 @@ pub fn load_config<S: Settings>(args: &RunArgs) -> Result<(Config<S>, Vec<String
     let (mut overrides, warnings) = config::env_overrides::<S>(std::env::vars());
     overrides.extend(args.overrides.to_overrides()?);
     let (path, check_files) = match (&args.check_config, &args.config) {
-        (Some(path), _) => (path, !args.skip_file_checks),
-        (None, Some(path)) => (path, true),
-        (None, None) => unreachable!("clap requires --config or --check-config"),
+        (Some(path), _) => (Some(path.as_path()), !args.skip_file_checks),
+        (None, path) => (path.as_deref(), true),
     };
     Ok((config::load(path, &overrides, check_files)?, warnings))
 }

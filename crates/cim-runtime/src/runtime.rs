@@ -15,11 +15,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::api::ApiError;
+use cim_registry_api::Registration;
+use cim_wire::{ApiError, Caller, ConnectError, NoCode};
+
 use crate::config::{Config, Settings};
+use crate::http::ExtraRoutes;
 use crate::metrics::{EndpointLabels, Metrics, RequestLabels};
-use crate::nats::{ConnectError, connect};
-use crate::registration::{Registration, deregister, heartbeat};
+use crate::nats::connect;
+use crate::registration::{deregister, heartbeat};
 use crate::service::{Handler, Request, ServiceDefinition};
 
 /// Why a component could not start or serve.
@@ -58,6 +61,7 @@ pub struct Runtime<S> {
     serving: Arc<AtomicBool>,
     shutdown: CancellationToken,
     http: Option<(SocketAddr, tokio::task::JoinHandle<()>, CancellationToken)>,
+    routes: ExtraRoutes,
     started_at: String,
 }
 
@@ -69,6 +73,7 @@ impl<S: Settings> Runtime<S> {
         let instance_id = config.runtime.instance_id.clone().unwrap_or_else(|| nuid::next().to_string());
         let metrics = Arc::new(Metrics::new());
         let serving = Arc::new(AtomicBool::new(false));
+        let routes = ExtraRoutes::default();
         let http = if config.http.enabled {
             let addr = config.http.address().map_err(|e| RuntimeError::Http {
                 addr: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -76,7 +81,7 @@ impl<S: Settings> Runtime<S> {
             })?;
             let stop = CancellationToken::new();
             let (bound, task) =
-                crate::http::serve(addr, metrics.clone(), client.clone(), serving.clone(), stop.clone())
+                crate::http::serve(addr, metrics.clone(), client.clone(), serving.clone(), routes.clone(), stop.clone())
                     .await
                     .map_err(|source| RuntimeError::Http { addr, source })?;
             info!(address = %bound, "serving /metrics, /healthz and /readyz");
@@ -86,7 +91,17 @@ impl<S: Settings> Runtime<S> {
         };
         let started_at =
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        Ok(Self { config, client, instance_id, metrics, serving, shutdown: CancellationToken::new(), http, started_at })
+        Ok(Self {
+            config,
+            client,
+            instance_id,
+            metrics,
+            serving,
+            shutdown: CancellationToken::new(),
+            http,
+            routes,
+            started_at,
+        })
     }
 
     /// The configuration.
@@ -124,6 +139,12 @@ impl<S: Settings> Runtime<S> {
         Duration::from_secs(self.config.nats.request_timeout_secs)
     }
 
+    /// A caller of other components' endpoints on this connection, waiting
+    /// [`Runtime::request_timeout`] for each reply.
+    pub fn caller(&self) -> Caller {
+        Caller::new(self.client.clone(), self.request_timeout())
+    }
+
     /// Serves `definition` until SIGTERM, SIGINT or [`Runtime::shutdown_token`],
     /// then shuts down in order and returns.
     pub async fn serve(self, definition: ServiceDefinition) -> Result<(), RuntimeError> {
@@ -137,21 +158,20 @@ impl<S: Settings> Runtime<S> {
             .await
             .map_err(|e| service_error(e.to_string()))?;
         let service_id = service.info().await.id;
-        let group = service.group(&definition.prefix);
         let stop_taking = CancellationToken::new();
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(self.config.runtime.max_in_flight));
         let mut loops = Vec::new();
-        for (name, handler) in &definition.endpoints {
-            let endpoint = group
+        for served in &definition.endpoints {
+            let endpoint = service
                 .endpoint_builder()
-                .name(name.replace('.', "-"))
-                .add(name)
+                .name(served.micro_name())
+                .add(&served.subject)
                 .await
                 .map_err(|e| service_error(e.to_string()))?;
             let context = EndpointContext {
-                name: name.clone(),
-                handler: handler.clone(),
+                name: served.name.clone(),
+                handler: served.handler.clone(),
                 metrics: self.metrics.clone(),
                 max_request_bytes: self.config.runtime.max_request_bytes,
             };
@@ -162,6 +182,9 @@ impl<S: Settings> Runtime<S> {
                 permits.clone(),
                 stop_taking.clone(),
             )));
+        }
+        if let Some(routes) = &definition.routes {
+            *self.routes.write().unwrap_or_else(|e| e.into_inner()) = Some(routes.clone());
         }
         self.serving.store(true, Ordering::SeqCst);
         info!(service = %definition.name, instance = %self.instance_id, id = %service_id, subjects = ?definition.subjects(), "serving");
@@ -182,10 +205,9 @@ impl<S: Settings> Runtime<S> {
         let stop_beating = CancellationToken::new();
         let beats = self.config.runtime.register.then(|| {
             tokio::spawn(heartbeat(
-                self.client.clone(),
+                self.caller(),
                 registration.clone(),
                 self.config.runtime.heartbeat_secs,
-                self.request_timeout(),
                 self.metrics.clone(),
                 stop_beating.clone(),
             ))
@@ -212,7 +234,8 @@ impl<S: Settings> Runtime<S> {
         stop_beating.cancel();
         if let Some(beats) = beats {
             let _ = beats.await;
-            deregister(&self.client, &registration, self.request_timeout().min(Duration::from_secs(5))).await;
+            let caller = self.caller().with_timeout(self.request_timeout().min(Duration::from_secs(5)));
+            deregister(&caller, &registration).await;
         }
         if let Err(error) = self.client.flush().await {
             warn!(%error, "flushing the NATS connection");
@@ -272,7 +295,7 @@ async fn handle(request: async_nats::service::Request, context: EndpointContext)
     context.metrics.in_flight.inc();
     let message = &request.message;
     let outcome = if message.payload.len() > context.max_request_bytes {
-        Err(ApiError::payload_too_large(message.payload.len(), context.max_request_bytes))
+        Err(ApiError::<NoCode>::payload_too_large(message.payload.len(), context.max_request_bytes).into())
     } else {
         let call = Request {
             subject: message.subject.to_string(),
@@ -289,10 +312,10 @@ async fn handle(request: async_nats::service::Request, context: EndpointContext)
         Ok(body) => request.respond(Ok(body)).await,
         Err(error) => {
             if error.status >= 500 {
-                error!(endpoint = %context.name, error = %error, "request failed");
+                error!(endpoint = %context.name, code = %error.code, error = %error.message, "request failed");
             }
             let (headers, body) = error.to_reply();
-            request.respond_with_headers(Ok(body), headers).await
+            request.respond_with_headers(Ok(body.into()), headers).await
         }
     };
     if let Err(error) = sent {

@@ -1,6 +1,6 @@
-//! A component's request API: named endpoints under one subject prefix,
-//! served as a NATS micro service so `$SRV.PING`, `$SRV.INFO` and
-//! `$SRV.STATS` discover and describe it.
+//! A component's request API: typed endpoints served as a NATS micro
+//! service, so `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS` discover and
+//! describe it; and the HTTP routes it adds beside the runtime's own.
 
 use std::fmt;
 use std::future::Future;
@@ -8,12 +8,11 @@ use std::sync::Arc;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use cim_registry_api::SchemaUse;
+use cim_wire::{ApiError, Code, Endpoint, NoCode, Service, WireError};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-use crate::api::ApiError;
-use crate::registration::SchemaUse;
 
 /// One request as an endpoint handler sees it.
 #[derive(Debug, Clone)]
@@ -43,20 +42,39 @@ impl Request {
     }
 }
 
-pub(crate) type Handler = Arc<dyn Fn(Request) -> BoxFuture<'static, Result<Bytes, ApiError>> + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(Request) -> BoxFuture<'static, Result<Bytes, WireError>> + Send + Sync>;
+
+/// One endpoint as the runtime serves it.
+#[derive(Clone)]
+pub(crate) struct Served {
+    /// Its name below the prefix, e.g. `units.create`: the metrics label.
+    pub name: String,
+    /// Its subject, e.g. `cim.service.ius.units.create`.
+    pub subject: String,
+    pub handler: Handler,
+}
+
+impl Served {
+    /// The micro endpoint name: `[A-Za-z0-9_-]`, e.g. `units-create`;
+    /// `components.register.*` becomes `components-register`.
+    pub fn micro_name(&self) -> String {
+        self.name.strip_suffix(".*").unwrap_or(&self.name).replace('.', "-")
+    }
+}
 
 /// What a component serves: its micro service name and version, the
-/// subject prefix of its endpoints, the endpoints, and what it tells the
-/// registry about itself.
+/// subject prefix of its endpoints, the endpoints, the HTTP routes it adds,
+/// and what it tells the registry about itself.
 #[derive(Clone)]
 pub struct ServiceDefinition {
     pub(crate) name: String,
     pub(crate) version: String,
     pub(crate) description: String,
     pub(crate) prefix: String,
-    pub(crate) endpoints: Vec<(String, Handler)>,
+    pub(crate) endpoints: Vec<Served>,
     pub(crate) capabilities: Vec<String>,
     pub(crate) schemas: SchemaUse,
+    pub(crate) routes: Option<axum::Router>,
 }
 
 impl fmt::Debug for ServiceDefinition {
@@ -64,9 +82,18 @@ impl fmt::Debug for ServiceDefinition {
         f.debug_struct("ServiceDefinition")
             .field("name", &self.name)
             .field("prefix", &self.prefix)
-            .field("endpoints", &self.endpoints.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("endpoints", &self.endpoints.iter().map(|e| &e.subject).collect::<Vec<_>>())
+            .field("routes", &self.routes.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// Encodes a handler's reply, or its error for the wire.
+fn reply<R: Serialize, C: Code>(outcome: Result<R, ApiError<C>>) -> Result<Bytes, WireError> {
+    let reply = outcome?;
+    serde_json::to_vec(&reply)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::<NoCode>::internal(format!("encoding the reply: {e}")).into())
 }
 
 impl ServiceDefinition {
@@ -81,7 +108,13 @@ impl ServiceDefinition {
             endpoints: Vec::new(),
             capabilities: Vec::new(),
             schemas: SchemaUse::default(),
+            routes: None,
         }
+    }
+
+    /// The service an API crate declares (its name and prefix), at `version`.
+    pub fn of(service: Service, version: impl Into<String>) -> Self {
+        Self::new(service.name, version, service.prefix)
     }
 
     /// What the service does.
@@ -90,7 +123,8 @@ impl ServiceDefinition {
         self
     }
 
-    /// A capability others discover the component by.
+    /// A capability others discover the component by, named like a subject
+    /// (`units.write`): the registry matches patterns by subject tokens.
     pub fn capability(mut self, capability: impl Into<String>) -> Self {
         self.capabilities.push(capability.into());
         self
@@ -108,39 +142,85 @@ impl ServiceDefinition {
         self
     }
 
-    /// An endpoint on `<prefix>.<name>` taking raw requests.
-    pub fn raw_endpoint<F, Fut>(mut self, name: &str, handler: F) -> Self
-    where
-        F: Fn(Request) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Bytes, ApiError>> + Send + 'static,
-    {
-        self.endpoints.push((name.to_owned(), Arc::new(move |request| Box::pin(handler(request)))));
+    /// HTTP routes served beside the runtime's `/metrics`, `/healthz` and
+    /// `/readyz` (which win over a route of the same path), on `[http]
+    /// listen`, from the moment the service starts serving. Calling it again
+    /// merges more routes.
+    pub fn routes(mut self, router: axum::Router) -> Self {
+        self.routes = Some(match self.routes.take() {
+            Some(routes) => routes.merge(router),
+            None => router,
+        });
         self
     }
 
-    /// An endpoint on `<prefix>.<name>` taking a JSON `T` and answering a JSON `R`.
-    pub fn endpoint<T, R, F, Fut>(self, name: &str, handler: F) -> Self
+    /// Serves `endpoint`: its body decoded as `Req` (a mismatch is
+    /// `bad_request`), `handler`'s reply encoded as `Resp`, its error sent
+    /// as the error reply.
+    pub fn handle<Req, Resp, C, F, Fut>(self, endpoint: &Endpoint<Req, Resp, C>, handler: F) -> Self
     where
-        T: DeserializeOwned + Send + 'static,
-        R: Serialize + 'static,
-        F: Fn(T) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, ApiError>> + Send + 'static,
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + 'static,
+        C: Code,
+        F: Fn(Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, ApiError<C>>> + Send + 'static,
+    {
+        self.handle_for(endpoint, move |_token, request| handler(request))
+    }
+
+    /// As [`ServiceDefinition::handle`], for an endpoint taking a subject
+    /// token (`….*`): `handler` also receives the token the request's
+    /// subject ends with (e.g. the registering component's name). For an
+    /// endpoint without one the token is empty.
+    pub fn handle_for<Req, Resp, C, F, Fut>(self, endpoint: &Endpoint<Req, Resp, C>, handler: F) -> Self
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + 'static,
+        C: Code,
+        F: Fn(String, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, ApiError<C>>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        self.raw_endpoint(name, move |request| {
+        let endpoint = *endpoint;
+        let serve: Handler = Arc::new(move |request: Request| {
             let handler = handler.clone();
-            async move {
-                let body: T = request.json()?;
-                let reply = handler(body).await?;
-                serde_json::to_vec(&reply)
-                    .map(Bytes::from)
-                    .map_err(|e| ApiError::internal(format!("encoding the reply: {e}")))
-            }
-        })
+            Box::pin(async move {
+                let token = if endpoint.takes_token() {
+                    match endpoint.token_of(&request.subject) {
+                        Some(token) => token.to_owned(),
+                        None => {
+                            let message = format!("{} is not a subject of {}", request.subject, endpoint.subject());
+                            return Err(ApiError::<NoCode>::bad_request(message).into());
+                        }
+                    }
+                } else {
+                    String::new()
+                };
+                let body: Req = request.json()?;
+                reply(handler(token, body).await)
+            })
+        });
+        self.add(endpoint.name().to_owned(), endpoint.subject(), serve)
+    }
+
+    /// An endpoint on `<prefix>.<name>` taking raw requests and answering
+    /// raw bytes, for what a typed endpoint cannot express.
+    pub fn raw_endpoint<F, Fut>(self, name: &str, handler: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, WireError>> + Send + 'static,
+    {
+        let subject = format!("{}.{name}", self.prefix);
+        self.add(name.to_owned(), subject, Arc::new(move |request| Box::pin(handler(request))))
+    }
+
+    fn add(mut self, name: String, subject: String, handler: Handler) -> Self {
+        self.endpoints.push(Served { name, subject, handler });
+        self
     }
 
     /// The subjects of all endpoints.
     pub fn subjects(&self) -> Vec<String> {
-        self.endpoints.iter().map(|(name, _)| format!("{}.{name}", self.prefix)).collect()
+        self.endpoints.iter().map(|e| e.subject.clone()).collect()
     }
 }

@@ -16,7 +16,8 @@ use cim_store::StoreConfig;
 use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use sections::{HttpConfig, LogConfig, LogFormat, NatsConfig, RuntimeConfig, check_token};
+pub use cim_wire::NatsConfig;
+pub use sections::{HttpConfig, LogConfig, LogFormat, RuntimeConfig, check_token};
 
 /// A component's own configuration section, e.g. `[ius]`.
 pub trait Settings: DeserializeOwned + Serialize + Default + Clone + fmt::Debug + Send + Sync + 'static {
@@ -47,6 +48,13 @@ impl Invalid {
     /// A value of `key` that breaks a rule.
     pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Self { key: key.into(), reason: reason.into() }
+    }
+}
+
+/// A `[nats]` key (relative to the section) refused by `cim-wire`.
+impl From<cim_wire::InvalidSetting> for Invalid {
+    fn from(invalid: cim_wire::InvalidSetting) -> Self {
+        Self { key: invalid.key, reason: invalid.reason }
     }
 }
 
@@ -217,13 +225,25 @@ pub fn env_overrides<S: Settings>(vars: impl IntoIterator<Item = (String, String
     (overrides, warnings)
 }
 
-/// Loads `path`, applies `overrides` in order, and validates the result.
-/// `check_files: false` skips the check that files named by the
-/// configuration are readable (for a build-time check, where secrets are
-/// not in place yet).
-pub fn load<S: Settings>(path: &Path, overrides: &[Override], check_files: bool) -> Result<Config<S>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    let origin = path.display().to_string();
+/// What errors name as the origin of a value when there is no file.
+pub const NO_FILE: &str = "the defaults (no configuration file)";
+
+/// Loads `path` (without one, every key has its default), applies
+/// `overrides` in order, and validates the result. `check_files: false`
+/// skips the check that files named by the configuration are readable (for
+/// a build-time check, where secrets are not in place yet).
+pub fn load<S: Settings>(
+    path: Option<&Path>,
+    overrides: &[Override],
+    check_files: bool,
+) -> Result<Config<S>, ConfigError> {
+    let (text, origin) = match path {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?,
+            path.display().to_string(),
+        ),
+        None => (String::new(), NO_FILE.to_owned()),
+    };
     let from_file: Config<S> = parse_file(&origin, &text)?;
     let config = if overrides.is_empty() { from_file } else { apply_overrides(&origin, &text, overrides)? };
     validate(&config, check_files).map_err(|(key, reason)| {
@@ -312,7 +332,7 @@ fn validate<S: Settings>(config: &Config<S>, check_files: bool) -> Result<(), (S
     fn prefixed(section: &str) -> impl Fn(Invalid) -> (String, String) + '_ {
         move |e| (format!("{section}.{}", e.key), e.reason)
     }
-    config.nats.validate(check_files).map_err(prefixed("nats"))?;
+    config.nats.validate(check_files).map_err(|e| prefixed("nats")(e.into()))?;
     config.http.address().map_err(prefixed("http"))?;
     config.log.validate().map_err(prefixed("log"))?;
     config.runtime.validate().map_err(prefixed("runtime"))?;

@@ -24,13 +24,13 @@ fn file(text: &str) -> tempfile::NamedTempFile {
 
 fn error(text: &str, overrides: &[Override]) -> String {
     let file = file(text);
-    load::<Demo>(file.path(), overrides, true).expect_err("must be refused").to_string()
+    load::<Demo>(Some(file.path()), overrides, true).expect_err("must be refused").to_string()
 }
 
 #[test]
 fn loads_sections_with_defaults() {
     let file = file("[nats]\nurl = \"nats://a:4222, nats://b:4222\"\n[demo]\nlimit = 3\n");
-    let config = load::<Demo>(file.path(), &[], true).expect("valid");
+    let config = load::<Demo>(Some(file.path()), &[], true).expect("valid");
     assert_eq!(config.nats.url, ["nats://a:4222", "nats://b:4222"]);
     assert_eq!(config.component.limit, 3);
     assert_eq!(config.store, StoreConfig::default());
@@ -64,7 +64,7 @@ fn names_out_of_range_values() {
 #[test]
 fn an_inbox_prefix_is_literal_subject_tokens() {
     let file = file("[nats]\ninbox_prefix = \"_INBOX_ius.replies\"\n");
-    let config = load::<Demo>(file.path(), &[], true).expect("valid");
+    let config = load::<Demo>(Some(file.path()), &[], true).expect("valid");
     assert_eq!(config.nats.inbox_prefix.as_deref(), Some("_INBOX_ius.replies"));
     for bad in ["_INBOX.>", "_INBOX.*", "_INBOX..x", "", "my inbox", "_INBOX."] {
         let message = error(&format!("[nats]\ninbox_prefix = {bad:?}\n"), &[]);
@@ -85,7 +85,7 @@ fn environment_and_flags_override_the_file() {
     assert_eq!(warnings, ["ignoring CIM_NATS_SERVER: [nats] has no key `server`"]);
     overrides.push(Override::parse_set("demo.limit=9").expect("valid --set"));
     let file = file("[demo]\nlimit = 1\n");
-    let config = load::<Demo>(file.path(), &overrides, true).expect("valid");
+    let config = load::<Demo>(Some(file.path()), &overrides, true).expect("valid");
     assert_eq!(config.nats.url, ["nats://env:4222"]);
     assert_eq!(config.component.limit, 9);
     assert_eq!(config.component.label, "42", "a number given for a string key is read as a string");
@@ -94,4 +94,16 @@ fn environment_and_flags_override_the_file() {
     let bad = [Override { key: "demo.limit".into(), value: "lots".into(), origin: "CIM_DEMO_LIMIT".into() }];
     assert!(error("", &bad).starts_with("CIM_DEMO_LIMIT: `demo.limit`"));
     assert!(Override::parse_set("nats=1").is_err());
+}
+
+#[test]
+fn without_a_file_every_key_has_its_default() {
+    let config = load::<Demo>(None, &[], true).expect("the defaults are valid");
+    assert_eq!(config, Config::<Demo>::default());
+    let overrides = [Override::parse_set("nats.url=nats://elsewhere:4222").expect("valid --set")];
+    let config = load::<Demo>(None, &overrides, true).expect("valid");
+    assert_eq!(config.nats.url, ["nats://elsewhere:4222"]);
+    let bad = [Override::parse_set("demo.limit=11").expect("valid --set")];
+    let message = load::<Demo>(None, &bad, true).expect_err("out of range").to_string();
+    assert!(message.starts_with("--set demo.limit=11: `demo.limit` must be at most 10"), "{message}");
 }
