@@ -12,13 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use cim_registry_api::{ComponentQuery, ComponentRecord, Graph, GraphEdge, GraphNode, Registration, capability};
 use cim_runtime::config::check_token;
-use cim_runtime::registration::Registration;
 use cim_store::{KvBucket, KvChange, KvOptions, StoreConfig};
 use futures::stream::{BoxStream, StreamExt};
 use tracing::warn;
 
-use crate::api::{ComponentQuery, ComponentRecord, Graph, GraphEdge, GraphNode};
 use crate::error::{Error, Result};
 use crate::glob;
 
@@ -96,8 +95,13 @@ impl Directory {
         Ok(present)
     }
 
-    /// Live instances matching `query`, sorted by name and instance.
+    /// Live instances matching `query`, sorted by name and instance: the
+    /// name by glob, the capability by subject tokens
+    /// ([`cim_registry_api::capability`]).
     pub async fn list(&self, query: &ComponentQuery) -> Result<Vec<ComponentRecord>> {
+        if let Some(pattern) = &query.capability {
+            capability::check(pattern).map_err(|e| invalid("capability pattern", pattern, e.to_string()))?;
+        }
         let mut records = Vec::new();
         for key in self.bucket.keys().await? {
             // A key can expire between listing and reading it.
@@ -107,7 +111,7 @@ impl Directory {
             let capability_ok = query
                 .capability
                 .as_deref()
-                .is_none_or(|pattern| registration.capabilities.iter().any(|c| glob::matches(pattern, c)));
+                .is_none_or(|pattern| registration.capabilities.iter().any(|c| capability::matches(pattern, c)));
             if name_ok && capability_ok {
                 records.push(record);
             }

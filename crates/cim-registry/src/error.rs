@@ -1,6 +1,7 @@
 //! The registry's errors, and their codes on the wire.
 
-use cim_runtime::ApiError;
+use cim_registry_api::RegistryCode;
+use cim_wire::{ApiError, CommonCode};
 use serde_json::json;
 
 use crate::compat::Incompatibility;
@@ -95,25 +96,25 @@ impl From<cim_store::Error> for Error {
 /// Result of the registry's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<Error> for ApiError {
+impl From<Error> for ApiError<RegistryCode> {
     fn from(error: Error) -> Self {
         let message = error.to_string();
         match error {
-            Error::InvalidName { what, value, .. } => {
-                ApiError::new(400, "invalid_name", message).with_details(json!({ "what": what, "value": value }))
-            }
+            Error::InvalidName { what, value, .. } => ApiError::api(RegistryCode::InvalidName, message)
+                .with_details(json!({ "what": what, "value": value })),
             Error::UnknownSchema { type_name } => {
-                ApiError::new(404, "unknown_schema", message).with_details(json!({ "type": type_name }))
+                ApiError::api(RegistryCode::UnknownSchema, message).with_details(json!({ "type": type_name }))
             }
             Error::UnknownVersion { type_name, version, latest } => {
-                ApiError::new(404, "unknown_schema_version", message)
+                ApiError::api(RegistryCode::UnknownSchemaVersion, message)
                     .with_details(json!({ "type": type_name, "version": version, "latest": latest }))
             }
-            Error::InvalidSchema { .. } => ApiError::new(422, "invalid_schema", message),
-            Error::SchemaTooLarge { size, limit } => ApiError::payload_too_large(size, limit),
-            Error::Incompatible { violations, previous, .. } => ApiError::new(422, "incompatible_schema", message)
+            Error::InvalidSchema { .. } => ApiError::api(RegistryCode::InvalidSchema, message),
+            Error::SchemaTooLarge { size, limit } => ApiError::new(CommonCode::PayloadTooLarge, message)
+                .with_details(json!({ "size": size, "limit": limit })),
+            Error::Incompatible { violations, previous, .. } => ApiError::api(RegistryCode::IncompatibleSchema, message)
                 .with_details(json!({ "previous_version": previous, "violations": violations })),
-            Error::VersionConflict { expected, current, .. } => ApiError::new(409, "version_conflict", message)
+            Error::VersionConflict { expected, current, .. } => ApiError::api(RegistryCode::VersionConflict, message)
                 .with_details(json!({ "expected_version": expected, "current_version": current }))
                 .retryable(),
             Error::Corrupt { .. } => ApiError::internal(message),

@@ -1,5 +1,6 @@
-//! Glob patterns for discovery: `*` matches any run of characters, `?`
-//! one character, everything else itself.
+//! Glob patterns for component names: `*` matches any run of characters,
+//! `?` one character, everything else itself. (Capability patterns match by
+//! subject tokens instead: `cim_registry_api::capability`.)
 
 /// Whether `text` matches `pattern`.
 pub fn matches(pattern: &str, text: &str) -> bool {

@@ -13,10 +13,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use cim_registry_api::{Registered, SchemaType, SchemaVersion, ValidationReport, Violation};
 use cim_store::{AggregateKey, AggregateQuery, EventStore, ExpectedVersion, Ipld, NewEvent, StoredEvent, Timestamp};
 use serde_json::Value;
 
-use crate::api::{Registered, SchemaType, SchemaVersion, ValidationReport, Violation};
 use crate::compat;
 use crate::error::{Error, Result};
 

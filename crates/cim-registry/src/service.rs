@@ -3,15 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cim_runtime::registration::{Deregistration, DeregistrationAck, Registration, RegistrationAck};
-use cim_runtime::{ApiError, Invalid, Runtime, ServiceDefinition, Settings};
+use cim_registry_api::{
+    self as api, ComponentList, DeregistrationAck, RegistrationAck, RegistryCode, SchemaHistory, SchemaTypes,
+};
+use cim_runtime::{Invalid, Runtime, ServiceDefinition, Settings};
 use cim_store::EventStore;
+use cim_wire::ApiError;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{
-    self, ComponentList, ComponentQuery, ListSchemas, RegisterSchema, SchemaHistory, SchemaRef, SchemaTypes, Validate,
-    endpoints,
-};
 use crate::components::Directory;
 use crate::schemas::SchemaRegistry;
 
@@ -54,13 +53,30 @@ pub struct Registry {
     pub schemas: SchemaRegistry,
 }
 
+type Reply<T> = Result<T, ApiError<RegistryCode>>;
+
+/// Refuses a registration or deregistration whose body names another
+/// component than the subject it came on: a component's NATS user may only
+/// publish its own registration subjects, so the subject says who it is.
+fn check_caller(token: &str, name: &str, what: &str) -> Reply<()> {
+    if token == name {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "a {what} for component {name:?} must be sent on the subject of {name:?}, not of {token:?}"
+    ))
+    .with_details(serde_json::json!({ "subject_component": token, "component": name })))
+}
+
 impl Registry {
-    /// Opens the bucket and the event store the runtime's configuration names.
+    /// Opens the bucket and the event store the runtime's configuration
+    /// names. Only the schema aggregates are read (by subject), so the
+    /// whole-store MerkleDAG is never built.
     pub async fn open(runtime: &Runtime<RegistrySettings>) -> Result<Self, crate::Error> {
         let config = runtime.config();
         let ttl = Duration::from_secs(config.component.component_ttl_secs);
         let directory = Directory::open(runtime.client().clone(), &config.store, ttl).await?;
-        let store = EventStore::open_with_dag(runtime.client().clone(), config.store.clone()).await?;
+        let store = EventStore::open(runtime.client().clone(), config.store.clone()).await?;
         let schemas = SchemaRegistry::new(store, config.component.max_schema_bytes);
         Ok(Self { directory, schemas })
     }
@@ -70,87 +86,102 @@ impl Registry {
         let registry = Arc::new(self);
         let ttl_secs = registry.directory.ttl().as_secs();
         let with = |registry: &Arc<Registry>| registry.clone();
-        ServiceDefinition::new(api::SERVICE_NAME, env!("CARGO_PKG_VERSION"), api::PREFIX)
+        ServiceDefinition::of(api::SERVICE, env!("CARGO_PKG_VERSION"))
             .description("CIM Component Registry: live components, discovery, schemas and validation")
             .capability("registry.components")
             .capability("registry.schemas")
             .capability("schemas.validate")
-            .endpoint(endpoints::REGISTER, {
+            .handle_for(&api::REGISTER, {
                 let registry = with(&registry);
-                move |registration: Registration| {
+                move |token, registration| {
                     let registry = registry.clone();
                     async move {
-                        registry.directory.register(registration).await.map_err(ApiError::from)?;
+                        check_caller(&token, &registration.name, "registration")?;
+                        registry.directory.register(registration).await?;
                         Ok(RegistrationAck { ttl_secs })
                     }
                 }
             })
-            .endpoint(endpoints::DEREGISTER, {
+            .handle_for(&api::DEREGISTER, {
                 let registry = with(&registry);
-                move |request: Deregistration| {
+                move |token, request| {
                     let registry = registry.clone();
                     async move {
-                        let removed = registry.directory.deregister(&request.name, &request.instance_id).await.map_err(ApiError::from)?;
+                        check_caller(&token, &request.name, "deregistration")?;
+                        let removed = registry.directory.deregister(&request.name, &request.instance_id).await?;
                         Ok(DeregistrationAck { removed })
                     }
                 }
             })
-            .endpoint(endpoints::LIST, {
+            .handle(&api::LIST, {
                 let registry = with(&registry);
-                move |query: ComponentQuery| {
+                move |query| {
                     let registry = registry.clone();
-                    async move { Ok(ComponentList { components: registry.directory.list(&query).await.map_err(ApiError::from)? }) }
+                    async move { Ok(ComponentList { components: registry.directory.list(&query).await? }) }
                 }
             })
-            .endpoint(endpoints::GRAPH, {
+            .handle(&api::GRAPH, {
                 let registry = with(&registry);
-                move |_: serde_json::Value| {
+                move |_| {
                     let registry = registry.clone();
-                    async move { registry.directory.graph().await.map_err(ApiError::from) }
+                    async move { Ok(registry.directory.graph().await?) }
                 }
             })
-            .endpoint(endpoints::SCHEMA_REGISTER, {
+            .handle(&api::SCHEMA_REGISTER, {
                 let registry = with(&registry);
-                move |request: RegisterSchema| {
+                move |request| {
                     let registry = registry.clone();
                     async move {
-                        registry
+                        Ok(registry
                             .schemas
                             .register(&request.type_name, request.schema, request.description, request.expected_version)
-                            .await
-                            .map_err(ApiError::from)
+                            .await?)
                     }
                 }
             })
-            .endpoint(endpoints::SCHEMA_GET, {
+            .handle(&api::SCHEMA_GET, {
                 let registry = with(&registry);
-                move |request: SchemaRef| {
+                move |request| {
                     let registry = registry.clone();
-                    async move { registry.schemas.get(&request.type_name, request.version).await.map_err(ApiError::from) }
+                    async move { Ok(registry.schemas.get(&request.type_name, request.version).await?) }
                 }
             })
-            .endpoint(endpoints::SCHEMA_LIST, {
+            .handle(&api::SCHEMA_LIST, {
                 let registry = with(&registry);
-                move |request: ListSchemas| {
+                move |request| {
                     let registry = registry.clone();
-                    async move { Ok(SchemaTypes { types: registry.schemas.list(request.prefix.as_deref()).await.map_err(ApiError::from)? }) }
+                    async move { Ok(SchemaTypes { types: registry.schemas.list(request.prefix.as_deref()).await? }) }
                 }
             })
-            .endpoint(endpoints::SCHEMA_HISTORY, {
+            .handle(&api::SCHEMA_HISTORY, {
                 let registry = with(&registry);
-                move |request: SchemaRef| {
+                move |request| {
                     let registry = registry.clone();
-                    async move { Ok(SchemaHistory { versions: registry.schemas.history(&request.type_name).await.map_err(ApiError::from)? }) }
+                    async move { Ok(SchemaHistory { versions: registry.schemas.history(&request.type_name).await? }) }
                 }
             })
-            .endpoint(endpoints::VALIDATE, {
+            .handle(&api::SCHEMA_VALIDATE, {
                 let registry = with(&registry);
-                move |request: Validate| {
+                move |request| {
                     let registry = registry.clone();
                     async move {
-                        registry.schemas.validate(&request.type_name, request.version, &request.instance).await.map_err(ApiError::from)
+                        Ok(registry.schemas.validate(&request.type_name, request.version, &request.instance).await?)
                     }
                 }
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cim_wire::CommonCode;
+
+    use super::*;
+
+    #[test]
+    fn only_the_subjects_component_may_register() {
+        assert!(check_caller("cim-ius", "cim-ius", "registration").is_ok());
+        let refused = check_caller("cim-ius", "cim-registry", "registration").expect_err("another component");
+        assert!(refused.is_common(CommonCode::Forbidden) && refused.status == 403, "{refused:?}");
     }
 }

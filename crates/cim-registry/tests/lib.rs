@@ -1,3 +1,5 @@
-//! Integration tests of the schema registry on a real nats-server.
+//! Integration tests of the registry on a real nats-server: the schema
+//! registry as a library, and the binary as a process.
 
 mod schemas;
+mod service;
