@@ -1,7 +1,8 @@
 //! The IUS's errors, and their codes on the wire.
 
-use cim_registry::api::Violation;
-use cim_runtime::{ApiError, RequestError};
+use cim_ius_api::IusCode;
+use cim_registry_api::{RegistryCode, Violation};
+use cim_wire::{ApiError, CommonCode, RequestError};
 use serde_json::json;
 
 /// Errors of the Information Unit System.
@@ -81,8 +82,8 @@ pub enum Error {
     /// The change does not fit the unit's state (retired, already exists, nothing to remove).
     #[error("{reason}")]
     Rejected {
-        /// Stable code: `unit_retired`, `unit_exists` or `no_change`.
-        code: &'static str,
+        /// [`IusCode::UnitRetired`], [`IusCode::UnitExists`] or [`IusCode::NoChange`].
+        code: IusCode,
         /// Why.
         reason: String,
     },
@@ -100,7 +101,7 @@ pub enum Error {
     },
     /// The registry could not be asked.
     #[error("the Component Registry is unavailable: {0}")]
-    Registry(RequestError),
+    Registry(RequestError<RegistryCode>),
     /// The store failed. Boxed: the store's error is large and this is the cold path.
     #[error(transparent)]
     Store(Box<cim_store::Error>),
@@ -115,38 +116,39 @@ impl From<cim_store::Error> for Error {
 /// Result of the IUS's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<Error> for ApiError {
+impl From<Error> for ApiError<IusCode> {
     fn from(error: Error) -> Self {
         let message = error.to_string();
         match error {
-            Error::UnknownUnit { id } => ApiError::new(404, "unknown_unit", message).with_details(json!({ "id": id })),
+            Error::UnknownUnit { id } => ApiError::api(IusCode::UnknownUnit, message).with_details(json!({ "id": id })),
             Error::UnknownState { cid } => {
-                ApiError::new(404, "unknown_state", message).with_details(json!({ "state_cid": cid }))
+                ApiError::api(IusCode::UnknownState, message).with_details(json!({ "state_cid": cid }))
             }
-            Error::VersionConflict { id, expected, current } => ApiError::new(409, "version_conflict", message)
+            Error::VersionConflict { id, expected, current } => ApiError::api(IusCode::VersionConflict, message)
                 .with_details(json!({ "id": id, "expected_version": expected, "current_version": current }))
                 .retryable(),
             Error::SchemaViolation { what, schema, version, violations, .. } => {
-                ApiError::new(422, "schema_violation", message).with_details(
+                ApiError::api(IusCode::SchemaViolation, message).with_details(
                     json!({ "what": what, "schema": schema, "schema_version": version, "violations": violations }),
                 )
             }
-            Error::PatchFailed { operation, path, .. } => ApiError::new(422, "patch_failed", message)
+            Error::PatchFailed { operation, path, .. } => ApiError::api(IusCode::PatchFailed, message)
                 .with_details(json!({ "operation": operation, "path": path })),
             Error::UnknownKind { kind } => {
-                ApiError::new(404, "unknown_kind", message).with_details(json!({ "kind": kind }))
+                ApiError::api(IusCode::UnknownKind, message).with_details(json!({ "kind": kind }))
             }
-            Error::PayloadTooLarge { size, limit } => {
-                ApiError::new(413, "payload_too_large", message).with_details(json!({ "size": size, "limit": limit }))
-            }
+            Error::PayloadTooLarge { size, limit } => ApiError::new(CommonCode::PayloadTooLarge, message)
+                .with_details(json!({ "size": size, "limit": limit })),
             Error::InvalidInput { field, .. } => ApiError::bad_request(message).with_details(json!({ "field": field })),
-            Error::Rejected { code, .. } => ApiError::new(409, code, message),
+            Error::Rejected { code, .. } => ApiError::api(code, message),
             Error::UnknownObject { cid } => {
-                ApiError::new(404, "unknown_object", message).with_details(json!({ "cid": cid }))
+                ApiError::api(IusCode::UnknownObject, message).with_details(json!({ "cid": cid }))
             }
             Error::UnknownParent { cid } => {
-                ApiError::new(422, "unknown_parent", message).with_details(json!({ "cid": cid }))
+                ApiError::api(IusCode::UnknownParent, message).with_details(json!({ "cid": cid }))
             }
+            // Refused by the server's permissions: retrying cannot help.
+            Error::Registry(RequestError::PermissionDenied { .. }) => ApiError::internal(message),
             Error::Registry(_) => ApiError::unavailable(message),
             Error::Store(error) if error.is_retryable() => ApiError::unavailable(message),
             Error::Store(_) => ApiError::internal(message),

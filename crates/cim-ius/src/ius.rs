@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cim_cid::{AggregateKey, Cid, Event, EventEnvelope, NewEvent, Timestamp};
-use cim_registry::api::{ValidationReport, Violation};
-use cim_runtime::RequestError;
+use cim_ius_api::{Attach, Committed, Create, Detach, IusCode, Relate, Retire, Tags, Target, Update};
+use cim_registry_api::{RegistryCode, ValidationReport, Violation};
 use cim_store::{EventStore, ExpectedVersion, ObjectStore, StoredEvent};
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::api::{Attach, Committed, Create, Detach, Relate, Retire, Tags, Target, Update};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::kinds::{METADATA_TYPE, schema_type, valid_kind};
@@ -31,7 +30,7 @@ pub struct Ius {
     pub(crate) store: EventStore,
     pub(crate) objects: ObjectStore,
     pub(crate) projection: Projection,
-    pub(crate) registry: cim_registry::Client,
+    pub(crate) registry: cim_registry_api::Client,
     pub(crate) settings: Arc<IusSettings>,
 }
 
@@ -66,9 +65,9 @@ fn rejected(id: &str, error: ApplyError) -> Error {
         ApplyError::Patch { operation, path, reason } => {
             Error::PatchFailed { id: id.to_owned(), operation, path, reason }
         }
-        ApplyError::Retired { .. } => Error::Rejected { code: "unit_retired", reason: error.to_string() },
-        ApplyError::Sequence(reason) => Error::Rejected { code: "unit_exists", reason },
-        ApplyError::NoOp(reason) => Error::Rejected { code: "no_change", reason },
+        ApplyError::Retired { .. } => Error::Rejected { code: IusCode::UnitRetired, reason: error.to_string() },
+        ApplyError::Sequence(reason) => Error::Rejected { code: IusCode::UnitExists, reason },
+        ApplyError::NoOp(reason) => Error::Rejected { code: IusCode::NoChange, reason },
     }
 }
 
@@ -108,9 +107,7 @@ impl Ius {
         let parents = command.caused_by.iter().map(|c| parse_cid("caused_by", c)).collect::<Result<Vec<_>>>()?;
         let kind_version = match self.registry.schema(&schema_type(&command.kind), None).await {
             Ok(schema) => schema.version,
-            Err(RequestError::Remote(e)) if e.code == "unknown_schema" => {
-                return Err(Error::UnknownKind { kind: command.kind });
-            }
+            Err(e) if e.is(RegistryCode::UnknownSchema) => return Err(Error::UnknownKind { kind: command.kind }),
             Err(e) => return Err(Error::Registry(e)),
         };
         let change = Change::UnitCreated {
@@ -122,7 +119,7 @@ impl Ius {
         };
         match self.commit(&key, None, change, parents).await {
             Err(Error::VersionConflict { current, .. }) => Err(Error::Rejected {
-                code: "unit_exists",
+                code: IusCode::UnitExists,
                 reason: format!("unit {id} already exists (version {current})"),
             }),
             other => other,
@@ -283,7 +280,7 @@ impl Ius {
         }
         let kind_schema = schema_type(&next.kind);
         let report = match self.registry.validate(&kind_schema, Some(next.kind_version), &next.content).await {
-            Err(RequestError::Remote(e)) if e.code.starts_with("unknown_schema") => {
+            Err(e) if e.is(RegistryCode::UnknownSchema) || e.is(RegistryCode::UnknownSchemaVersion) => {
                 return Err(Error::UnknownKind { kind: next.kind.clone() });
             }
             other => other.map_err(Error::Registry)?,

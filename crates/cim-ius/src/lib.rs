@@ -10,10 +10,10 @@
 //! states are a [`Projection`] of the stream, rebuilt at every start; past
 //! states are replayed from the chain.
 //!
-//! [`api`] is the request API, [`Client`] its client side.
+//! The request API (endpoints, messages, codes, client) is the `cim-ius-api`
+//! crate; other components and the CLI depend on that one. This crate asks
+//! the Component Registry through `cim-registry-api`, never its server.
 
-pub mod api;
-mod client;
 mod error;
 pub mod events;
 mod ius;
@@ -25,7 +25,6 @@ mod queries;
 mod service;
 mod settings;
 
-pub use client::{AttachError, Client};
 pub use error::{Error, Result};
 pub use ius::Ius;
 pub use projection::{Current, Projection, ProjectionStatus};

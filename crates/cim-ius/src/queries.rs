@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cim_cid::Timestamp;
-use cim_store::AggregateQuery;
-
-use crate::api::{
+use cim_ius_api::{
     Direction, Get, History, HistoryEntry, List, Page, Reached, Summary, Traversal, Traverse, UnitView, Verified,
 };
+use cim_store::AggregateQuery;
+
 use crate::error::{Error, Result};
 use crate::events;
 use crate::ius::{Ius, json_of, unit_key};

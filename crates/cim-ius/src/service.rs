@@ -4,19 +4,22 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cim_registry::api::RegisterSchema;
-use cim_runtime::{ApiError, RequestError, Runtime, ServiceDefinition};
+use cim_ius_api::{self as api, IusCode, Kind, Kinds, RegisterKind};
+use cim_registry_api::{RegisterSchema, RegistryCode};
+use cim_runtime::{Runtime, ServiceDefinition};
 use cim_store::{EventStore, ObjectStore};
+use cim_wire::{ApiError, Endpoint, RequestError};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use crate::api::{self, Kind, Kinds, List, RegisterKind, UnitRef, endpoints};
 use crate::ius::Ius;
 use crate::kinds::{self, KIND_PREFIX, METADATA_TYPE, schema_type};
 use crate::projection::Projection;
 use crate::settings::IusSettings;
+
+type Reply<T> = Result<T, ApiError<IusCode>>;
 
 impl Ius {
     /// Opens the stores, registers the built-in schemas (waiting for the
@@ -25,8 +28,8 @@ impl Ius {
         let config = runtime.config();
         let client = runtime.client().clone();
         let store = EventStore::open(client.clone(), config.store.clone()).await?;
-        let objects = ObjectStore::open(client.clone(), &config.store).await?;
-        let registry = cim_registry::Client::new(client, runtime.request_timeout());
+        let objects = ObjectStore::open(client, &config.store).await?;
+        let registry = cim_registry_api::Client::with_caller(runtime.caller());
         register_builtin(&registry, Duration::from_secs(config.component.registry_wait_secs)).await?;
         let projection = Projection::start(&store).await?;
         Ok(Self { store, objects, projection, registry, settings: Arc::new(config.component.clone()) })
@@ -37,68 +40,49 @@ impl Ius {
         let ius = Arc::new(self);
         let builtin_types =
             kinds::builtin().into_iter().map(|(kind, _)| schema_type(kind)).chain([METADATA_TYPE.to_owned()]);
-        let mut definition = ServiceDefinition::new(api::SERVICE_NAME, env!("CARGO_PKG_VERSION"), api::PREFIX)
+        let mut definition = ServiceDefinition::of(api::SERVICE, env!("CARGO_PKG_VERSION"))
             .description("CIM Information Unit System: immutable, schema-validated units of information")
             .capability("units.read")
             .capability("units.write")
             .capability("units.kinds")
             .produces(builtin_types.clone())
             .consumes(builtin_types);
-        definition = route(definition, &ius, endpoints::CREATE, |ius, c| {
-            Box::pin(async move { ius.create(c).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::UPDATE, |ius, c| {
-            Box::pin(async move { ius.update(c).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::TAG, |ius, c| {
-            Box::pin(async move { ius.tag(c).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::UNTAG, |ius, c| {
-            Box::pin(async move { ius.untag(c).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::RELATE, |ius, c| {
-            Box::pin(async move { ius.relate(c).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::UNRELATE, |ius, c| {
-            Box::pin(async move { ius.unrelate(c).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::ATTACH, |ius, c| {
-            Box::pin(async move { ius.attach(c).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::DETACH, |ius, c| {
-            Box::pin(async move { ius.detach(c).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::RETIRE, |ius, c| {
-            Box::pin(async move { ius.retire(c).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::GET, |ius, q| {
-            Box::pin(async move { ius.get(q).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::HISTORY, |ius, q: UnitRef| {
-            Box::pin(async move { ius.history(&q.id).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::VERIFY, |ius, q: UnitRef| {
-            Box::pin(async move { ius.verify(&q.id).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::TRAVERSE, |ius, q| {
-            Box::pin(async move { ius.traverse(q).await.map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::LIST, |ius, q: List| {
-            Box::pin(async move { ius.list(&q).map_err(ApiError::from) })
-        });
-        definition = route(definition, &ius, endpoints::KIND_REGISTER, |ius, q| {
-            Box::pin(async move { ius.register_kind(q).await })
-        });
-        definition = route(definition, &ius, endpoints::KIND_LIST, |ius, _: serde_json::Value| {
-            Box::pin(async move { ius.kinds().await })
-        });
-        route(definition, &ius, endpoints::STATUS, |ius, _: serde_json::Value| {
-            Box::pin(async move { Ok(ius.projection.status()) })
+        definition = route(definition, &ius, &api::CREATE, |ius, c| Box::pin(async move { Ok(ius.create(c).await?) }));
+        definition = route(definition, &ius, &api::UPDATE, |ius, c| Box::pin(async move { Ok(ius.update(c).await?) }));
+        definition = route(definition, &ius, &api::TAG, |ius, c| Box::pin(async move { Ok(ius.tag(c).await?) }));
+        definition = route(definition, &ius, &api::UNTAG, |ius, c| Box::pin(async move { Ok(ius.untag(c).await?) }));
+        definition = route(definition, &ius, &api::RELATE, |ius, c| Box::pin(async move { Ok(ius.relate(c).await?) }));
+        definition =
+            route(definition, &ius, &api::UNRELATE, |ius, c| Box::pin(async move { Ok(ius.unrelate(c).await?) }));
+        definition = route(definition, &ius, &api::ATTACH, |ius, c| Box::pin(async move { Ok(ius.attach(c).await?) }));
+        definition = route(definition, &ius, &api::DETACH, |ius, c| Box::pin(async move { Ok(ius.detach(c).await?) }));
+        definition = route(definition, &ius, &api::RETIRE, |ius, c| Box::pin(async move { Ok(ius.retire(c).await?) }));
+        definition = route(definition, &ius, &api::GET, |ius, q| Box::pin(async move { Ok(ius.get(q).await?) }));
+        definition =
+            route(definition, &ius, &api::HISTORY, |ius, q| Box::pin(async move { Ok(ius.history(&q.id).await?) }));
+        definition =
+            route(definition, &ius, &api::VERIFY, |ius, q| Box::pin(async move { Ok(ius.verify(&q.id).await?) }));
+        definition =
+            route(definition, &ius, &api::TRAVERSE, |ius, q| Box::pin(async move { Ok(ius.traverse(q).await?) }));
+        definition = route(definition, &ius, &api::LIST, |ius, q| Box::pin(async move { Ok(ius.list(&q)?) }));
+        definition =
+            route(definition, &ius, &api::KIND_REGISTER, |ius, q| Box::pin(async move { ius.register_kind(q).await }));
+        definition = route(definition, &ius, &api::KIND_LIST, |ius, _| Box::pin(async move { ius.kinds().await }));
+        route(definition, &ius, &api::STATUS, |ius, _| {
+            Box::pin(async move {
+                let status = ius.projection.status();
+                Ok(api::ProjectionStatus {
+                    units: status.units,
+                    applied_seq: status.applied_seq,
+                    digest: status.digest,
+                    problems: status.problems,
+                })
+            })
         })
     }
 
     /// Registers a kind (or a new version of its schema) in the registry.
-    pub async fn register_kind(&self, request: RegisterKind) -> Result<Kind, ApiError> {
+    pub async fn register_kind(&self, request: RegisterKind) -> Reply<Kind> {
         if !kinds::valid_kind(&request.kind) {
             return Err(ApiError::bad_request(format!(
                 "kind {:?} must be [a-z0-9-], starting with a letter",
@@ -116,7 +100,7 @@ impl Ius {
     }
 
     /// Every kind with a schema in the registry.
-    pub async fn kinds(&self) -> Result<Kinds, ApiError> {
+    pub async fn kinds(&self) -> Reply<Kinds> {
         let types = self.registry.schemas(Some(KIND_PREFIX)).await.map_err(registry_error)?;
         let kinds = types
             .types
@@ -129,10 +113,12 @@ impl Ius {
     }
 }
 
-/// The registry's own error (e.g. `incompatible_schema`) passes through.
-fn registry_error(error: RequestError) -> ApiError {
+/// The registry's own error (e.g. `incompatible_schema`) passes through,
+/// its code unchanged on the wire.
+fn registry_error(error: RequestError<RegistryCode>) -> ApiError<IusCode> {
     match error {
-        RequestError::Remote(error) => error,
+        RequestError::Remote(error) => error.retype(),
+        RequestError::PermissionDenied { .. } => ApiError::internal(format!("asking the Component Registry: {error}")),
         other => ApiError::unavailable(format!("the Component Registry is unavailable: {other}")),
     }
 }
@@ -140,20 +126,20 @@ fn registry_error(error: RequestError) -> ApiError {
 fn route<T, R>(
     definition: ServiceDefinition,
     ius: &Arc<Ius>,
-    name: &str,
-    handler: fn(Arc<Ius>, T) -> BoxFuture<'static, Result<R, ApiError>>,
+    endpoint: &Endpoint<T, R, IusCode>,
+    handler: fn(Arc<Ius>, T) -> BoxFuture<'static, Reply<R>>,
 ) -> ServiceDefinition
 where
     T: DeserializeOwned + Send + 'static,
     R: Serialize + 'static,
 {
     let ius = ius.clone();
-    definition.endpoint(name, move |request: T| handler(ius.clone(), request))
+    definition.handle(endpoint, move |request: T| handler(ius.clone(), request))
 }
 
 /// Registers the metadata schema and the built-in kinds, retrying while the
 /// registry does not answer.
-async fn register_builtin(registry: &cim_registry::Client, wait: Duration) -> anyhow::Result<()> {
+async fn register_builtin(registry: &cim_registry_api::Client, wait: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + wait;
     let schemas = std::iter::once((METADATA_TYPE.to_owned(), kinds::metadata_schema()))
         .chain(kinds::builtin().into_iter().map(|(kind, schema)| (schema_type(kind), schema)));

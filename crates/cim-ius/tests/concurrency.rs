@@ -1,8 +1,8 @@
 //! Two cim-ius instances serving the same units at once never fork a
 //! chain; conflicts reach clients as retryable errors.
 
-use cim_ius::api::{Create, Get, Tags, Target};
-use cim_runtime::RequestError;
+use cim_ius_api::{Create, Get, IusCode, Tags, Target};
+use cim_wire::RequestError;
 use serde_json::json;
 
 use crate::support::Stack;
@@ -37,7 +37,7 @@ async fn two_instances_never_fork_a_chain() {
                 };
                 match ius.tag(&command).await {
                     Ok(_) => stored += 1,
-                    Err(RequestError::Remote(error)) if error.code == "version_conflict" => {
+                    Err(RequestError::Remote(error)) if error.is(IusCode::VersionConflict) => {
                         assert!(error.retryable, "{error:?}");
                         conflicts += 1;
                     }

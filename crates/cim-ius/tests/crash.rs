@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cim_ius::Projection;
-use cim_ius::api::{Create, Get, Tags, Target};
+use cim_ius_api::{Create, Get, Tags, Target};
 use cim_store::{EventStore, StoreConfig};
 use serde_json::json;
 

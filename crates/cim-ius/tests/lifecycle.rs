@@ -2,7 +2,7 @@
 //! attach an image → retire; history with CIDs; the chain verifies; past
 //! states by version, CID and time; traversal; lists.
 
-use cim_ius::api::{Create, Direction, Get, List, Relate, Retire, Target, Traverse, Update};
+use cim_ius_api::{Attach, Create, Direction, Get, List, Relate, Retire, Target, Traverse, Update};
 use serde_json::json;
 
 use crate::support::Stack;
@@ -43,8 +43,12 @@ async fn lifecycle_history_past_states_and_traversal() {
         })
         .await
         .expect("relate");
-    let attached =
-        ius.attach_bytes(&cim_store::StoreConfig::default(), target("doc-1", 3), "figure", &PNG).await.expect("attach");
+    // The object goes into the object store first, then is attached by CID.
+    let objects =
+        cim_store::ObjectStore::open(stack.client.clone(), &cim_store::StoreConfig::default()).await.expect("objects");
+    let cid = objects.put_bytes(&PNG).await.expect("put");
+    let attach = Attach { target: target("doc-1", 3), role: "figure".into(), cid: cid.to_string(), media_type: None };
+    let attached = ius.attach(&attach).await.expect("attach");
     let retired =
         ius.retire(&Retire { target: target("doc-1", 4), reason: Some("superseded".into()) }).await.expect("retire");
     assert_eq!(retired.version, 5);

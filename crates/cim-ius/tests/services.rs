@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use cim_registry::api::ComponentQuery;
+use cim_registry_api::ComponentQuery;
+use cim_store::{KvBucket, KvChange, KvOptions, StoreConfig};
 use serde_json::Value;
 
 use crate::support::Stack;
@@ -54,12 +55,14 @@ async fn an_instance_whose_heartbeats_stop_expires_within_its_ttl() {
     let mut stack = Stack::start(1).await;
     let registry = stack.registry_client();
     let mut changes = {
-        // The watch is the registry's KV bucket, seen by any client.
-        let store = cim_store::StoreConfig::default();
-        let directory = cim_registry::components::Directory::open(stack.client.clone(), &store, Duration::from_secs(3))
+        // The registry's KV bucket (`<namespace>-components`, one key
+        // `<name>.<instance>` per instance), watched as any client can.
+        let ttl = Some(Duration::from_secs(3));
+        let options = KvOptions { history: 1, ttl, per_key_ttl_markers: ttl };
+        let bucket = KvBucket::open(stack.client.clone(), &StoreConfig::default(), "components", options)
             .await
-            .expect("directory");
-        directory.watch().await.expect("watch")
+            .expect("the registry's bucket");
+        bucket.watch(">").await.expect("watch")
     };
     stack.ius[0].kill9();
     let killed = Instant::now();
@@ -82,7 +85,7 @@ async fn an_instance_whose_heartbeats_stop_expires_within_its_ttl() {
     use futures::StreamExt;
     let saw_gone = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(change) = changes.next().await {
-            if matches!(change, Ok(cim_registry::components::ComponentChange::Gone { ref name, .. }) if name == "cim-ius") {
+            if matches!(change, Ok(KvChange::Removed { ref key, .. }) if key.starts_with("cim-ius.")) {
                 return true;
             }
         }

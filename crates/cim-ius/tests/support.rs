@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cim_ius::Client;
-use cim_registry::api::ComponentQuery;
+use cim_ius_api::Client;
+use cim_registry_api::ComponentQuery;
 use cim_test_support::{NatsServer, ServiceProcess as Service, service_config, workspace_binary};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,8 +56,8 @@ impl Stack {
         Client::new(self.client.clone(), TIMEOUT)
     }
 
-    pub fn registry_client(&self) -> cim_registry::Client {
-        cim_registry::Client::new(self.client.clone(), TIMEOUT)
+    pub fn registry_client(&self) -> cim_registry_api::Client {
+        cim_registry_api::Client::new(self.client.clone(), TIMEOUT)
     }
 
     /// Waits until an instance of `name` answers `$SRV.PING`. After a
