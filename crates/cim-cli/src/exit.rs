@@ -12,6 +12,11 @@
 use std::fmt;
 use std::process::ExitCode;
 
+use cim_ius_api::IusCode;
+use cim_wire::{ApiError, Code, RequestError};
+
+use crate::services::{RequestFailure, request_error_of};
+
 /// What a run of `cim` ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -61,8 +66,8 @@ impl Exit {
             if cause.downcast_ref::<cim_cid::Error>().is_some() {
                 return Self::Usage;
             }
-            if let Some(error) = cause.downcast_ref::<cim_runtime::RequestError>() {
-                return Self::of_request(error);
+            if let Some(failure) = request_error_of(cause) {
+                return Self::of_request(failure);
             }
         }
         Self::Error
@@ -86,15 +91,23 @@ impl Exit {
 
 impl Exit {
     /// A service's refusal by its HTTP-like status (`docs/spec/subjects.md`):
-    /// bad input, unknown things, conflicts; no answer at all is an error.
-    fn of_request(error: &cim_runtime::RequestError) -> Self {
-        let Some(error) = error.remote() else { return Self::Error };
-        match (error.status, error.code.as_str()) {
+    /// bad input, unknown things, conflicts; no answer at all (or a request
+    /// the server's permissions refuse) is an error.
+    fn of_request(failure: RequestFailure<'_>) -> Self {
+        match failure {
             // A cause that is not stored, like `events append --parent`.
-            (_, "unknown_parent") => Self::NotFound,
-            (400 | 413 | 422, _) => Self::Usage,
-            (404, _) => Self::NotFound,
-            (409, _) => Self::Conflict,
+            RequestFailure::Ius(error) if error.is(IusCode::UnknownParent) => Self::NotFound,
+            RequestFailure::Ius(error) => Self::of_status(error),
+            RequestFailure::Registry(error) => Self::of_status(error),
+            RequestFailure::Other(error) => Self::of_status(error),
+        }
+    }
+
+    fn of_status<C: Code>(error: &RequestError<C>) -> Self {
+        match error.remote().map(|e: &ApiError<C>| e.status) {
+            Some(400 | 413 | 422) => Self::Usage,
+            Some(404) => Self::NotFound,
+            Some(409) => Self::Conflict,
             _ => Self::Error,
         }
     }
@@ -159,18 +172,29 @@ mod tests {
 
     #[test]
     fn service_refusals_map_by_status() {
-        use cim_runtime::{ApiError, RequestError};
-        let remote = |status, code| {
-            Exit::of(&anyhow::Error::new(RequestError::Remote(ApiError::new(status, code, "x"))).context("hint"))
-        };
-        assert_eq!(remote(422, "schema_violation"), Exit::Usage);
-        assert_eq!(remote(413, "payload_too_large"), Exit::Usage);
-        assert_eq!(remote(400, "bad_request"), Exit::Usage);
-        assert_eq!(remote(404, "unknown_unit"), Exit::NotFound);
-        assert_eq!(remote(422, "unknown_parent"), Exit::NotFound);
-        assert_eq!(remote(409, "version_conflict"), Exit::Conflict);
-        assert_eq!(remote(503, "unavailable"), Exit::Error);
-        let silent = RequestError::NoResponders { subject: "cim.service.ius.units.get".into() };
+        use cim_registry_api::RegistryCode;
+        use cim_wire::{CommonCode, ErrorCode};
+        fn remote<C: Code>(code: ErrorCode<C>) -> Exit {
+            let error: RequestError<C> = RequestError::Remote(ApiError::new(code, "x"));
+            Exit::of(&anyhow::Error::new(error).context("hint"))
+        }
+        let (ius, registry) = (ErrorCode::<IusCode>::Api, ErrorCode::<RegistryCode>::Api);
+        assert_eq!(remote(ius(IusCode::SchemaViolation)), Exit::Usage);
+        assert_eq!(remote(ErrorCode::<IusCode>::Common(CommonCode::PayloadTooLarge)), Exit::Usage);
+        assert_eq!(remote(ErrorCode::<IusCode>::Common(CommonCode::BadRequest)), Exit::Usage);
+        assert_eq!(remote(ius(IusCode::UnknownUnit)), Exit::NotFound);
+        assert_eq!(remote(ius(IusCode::UnknownParent)), Exit::NotFound);
+        assert_eq!(remote(ius(IusCode::VersionConflict)), Exit::Conflict);
+        assert_eq!(remote(ErrorCode::<IusCode>::Common(CommonCode::Unavailable)), Exit::Error);
+        assert_eq!(remote(registry(RegistryCode::UnknownSchema)), Exit::NotFound);
+        assert_eq!(remote(registry(RegistryCode::IncompatibleSchema)), Exit::Usage);
+        assert_eq!(remote(registry(RegistryCode::VersionConflict)), Exit::Conflict);
+        assert_eq!(remote(ErrorCode::<RegistryCode>::Common(CommonCode::Forbidden)), Exit::Error);
+        let silent: RequestError<IusCode> =
+            RequestError::NoResponders { subject: "cim.service.ius.units.get".into() };
         assert_eq!(Exit::of(&anyhow::Error::new(silent)), Exit::Error);
+        let denied: RequestError<RegistryCode> =
+            RequestError::PermissionDenied { subject: "cim.service.registry.components.list".into() };
+        assert_eq!(Exit::of(&anyhow::Error::new(denied)), Exit::Error);
     }
 }

@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use cim_runtime::RequestError;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -91,7 +90,7 @@ impl Output {
             });
             // A service's refusal keeps its code and details (e.g. the JSON
             // pointers of schema violations) for machines.
-            if let Some(remote) = error.chain().find_map(|c| c.downcast_ref::<RequestError>()?.remote()) {
+            if let Some(remote) = error.chain().find_map(crate::services::refusal_of) {
                 report["service_error"] = serde_json::to_value(remote).unwrap_or_default();
             }
             self.json_line(&report);

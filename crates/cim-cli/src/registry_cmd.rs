@@ -1,13 +1,13 @@
 //! `cim registry`: the Component Registry through its client
-//! (`cim_registry::Client`): live components (listed, or watched as they
+//! (`cim_registry_api::Client`): live components (listed, or watched as they
 //! come and go) and the schema registry (register, list, show, validate).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cim_registry::api::{ComponentQuery, ComponentRecord, RegisterSchema, SchemaVersion, ValidationReport};
-use cim_runtime::ApiError;
+use cim_registry_api::{ComponentQuery, ComponentRecord, RegisterSchema, RegistryCode, SchemaVersion, ValidationReport};
+use cim_wire::{ApiError, CommonCode, ErrorCode};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -34,7 +34,7 @@ enum RegistryCommand {
         /// Only components whose name matches this glob (`*`, `?`), e.g. `cim-*`.
         #[arg(long, value_name = "PATTERN")]
         name: Option<String>,
-        /// Only components with a capability matching this glob, e.g. `units.*`.
+        /// Only components with a capability matching this subject pattern, e.g. `units.*` (one token) or `units.>`.
         #[arg(long, value_name = "PATTERN")]
         capability: Option<String>,
         /// Keep watching: print each instance that registers or leaves (Ctrl-C stops).
@@ -126,7 +126,7 @@ pub async fn run(session: &Session, args: RegistryArgs, out: &Output) -> anyhow:
 /// Prints the live instances, then each one that registers or leaves
 /// (deregistered, or expired one TTL after its last heartbeat).
 async fn watch(
-    registry: &Remote<cim_registry::Client>,
+    registry: &Remote<cim_registry_api::Client>,
     query: ComponentQuery,
     interval: Duration,
     out: &Output,
@@ -186,7 +186,7 @@ fn component_line(record: &ComponentRecord) -> String {
 }
 
 async fn schemas(
-    registry: &Remote<cim_registry::Client>,
+    registry: &Remote<cim_registry_api::Client>,
     command: SchemasCommand,
     out: &Output,
 ) -> anyhow::Result<Exit> {
@@ -268,24 +268,30 @@ fn validation_text(report: &ValidationReport, source: &str) -> String {
 }
 
 /// What to do about a refusal concerning a schema type.
-fn refusal(type_name: &str, error: &ApiError) -> Option<String> {
-    let hint = match error.code.as_str() {
-        "unknown_schema" | "unknown_schema_version" => {
+fn refusal(type_name: &str, error: &ApiError<RegistryCode>) -> Option<String> {
+    let code = match &error.code {
+        ErrorCode::Api(code) => *code,
+        ErrorCode::Common(CommonCode::PayloadTooLarge) => {
+            return Some("not registered: the schema is larger than the registry accepts".to_owned());
+        }
+        _ => return None,
+    };
+    let hint = match code {
+        RegistryCode::UnknownSchema | RegistryCode::UnknownSchemaVersion => {
             format!(
                 "`cim registry schemas list` lists the types, `cim registry schemas show {type_name} --history` its versions"
             )
         }
-        "incompatible_schema" => "not registered: a new version may add optional properties, not remove, retype or \
+        RegistryCode::IncompatibleSchema => "not registered: a new version may add optional properties, not remove, retype or \
                                   require them; register a new type for that"
             .to_owned(),
-        "invalid_schema" => "not registered: the file is not a usable JSON Schema".to_owned(),
-        "version_conflict" => format!(
+        RegistryCode::InvalidSchema => "not registered: the file is not a usable JSON Schema".to_owned(),
+        RegistryCode::VersionConflict => format!(
             "not registered: {type_name} changed meanwhile; check it (`cim registry schemas show {type_name}`) and \
              retry with --expect {}",
             current_version(error)?
         ),
-        "payload_too_large" => "not registered: the schema is larger than the registry accepts".to_owned(),
-        _ => return None,
+        RegistryCode::InvalidName => return None,
     };
     Some(hint)
 }

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use cim_runtime::{ApiError, RequestError};
+use cim_ius_api::IusCode;
+use cim_registry_api::RegistryCode;
+use cim_wire::{ApiError, Code, NoCode, RequestError, WireError};
 use clap::Args;
 
 use crate::session::Session;
@@ -29,10 +31,10 @@ pub struct Service {
 }
 
 /// The Information Unit System.
-pub const IUS: Service = Service { name: cim_ius::api::SERVICE_NAME, title: "the Information Unit System" };
+pub const IUS: Service = Service { name: cim_ius_api::SERVICE.name, title: "the Information Unit System" };
 
 /// The Component Registry.
-pub const REGISTRY: Service = Service { name: cim_registry::api::SERVICE_NAME, title: "the Component Registry" };
+pub const REGISTRY: Service = Service { name: cim_registry_api::SERVICE.name, title: "the Component Registry" };
 
 /// A service's client, and what is needed to explain its failures.
 #[derive(Debug)]
@@ -45,19 +47,20 @@ pub struct Remote<C> {
     timeout: Duration,
 }
 
-impl Remote<cim_ius::Client> {
+impl Remote<cim_ius_api::Client> {
     /// The IUS on the session's connection.
     pub fn ius(session: &Session, args: &ServiceArgs) -> Self {
         let timeout = Duration::from_secs(args.timeout.max(1));
-        Self::new(cim_ius::Client::new(session.events.client().clone(), timeout), IUS, session, timeout)
+        Self::new(cim_ius_api::Client::new(session.events.client().clone(), timeout), IUS, session, timeout)
     }
 }
 
-impl Remote<cim_registry::Client> {
+impl Remote<cim_registry_api::Client> {
     /// The registry on the session's connection.
     pub fn registry(session: &Session, args: &ServiceArgs) -> Self {
         let timeout = Duration::from_secs(args.timeout.max(1));
-        Self::new(cim_registry::Client::new(session.events.client().clone(), timeout), REGISTRY, session, timeout)
+        let client = cim_registry_api::Client::new(session.events.client().clone(), timeout);
+        Self::new(client, REGISTRY, session, timeout)
     }
 }
 
@@ -69,10 +72,10 @@ impl<C> Remote<C> {
     /// The reply, or an error that says what to do. `hint` explains a
     /// refusal by the service (`None`: its own message says it all); the
     /// exit code follows from the refusal's status (see `exit.rs`).
-    pub fn check<T>(
+    pub fn check<T, K: Code>(
         &self,
-        result: Result<T, RequestError>,
-        hint: impl FnOnce(&ApiError) -> Option<String>,
+        result: Result<T, RequestError<K>>,
+        hint: impl FnOnce(&ApiError<K>) -> Option<String>,
     ) -> anyhow::Result<T> {
         let error = match result {
             Ok(reply) => return Ok(reply),
@@ -99,6 +102,10 @@ impl<C> Remote<C> {
                  --timeout",
                 self.timeout.as_secs()
             ),
+            RequestError::PermissionDenied { .. } => format!(
+                "the NATS server does not let this connection's user call {title} ({name}): use a user that may \
+                 (`[nats]` user, credentials) or ask the operator to grant it"
+            ),
             _ => format!("talking to {name} on {}", self.url),
         };
         Err(anyhow::Error::new(error).context(context))
@@ -106,6 +113,37 @@ impl<C> Remote<C> {
 }
 
 /// The `current_version` a conflict reports.
-pub fn current_version(error: &ApiError) -> Option<u64> {
+pub fn current_version<K: Code>(error: &ApiError<K>) -> Option<u64> {
     error.details.get("current_version").and_then(serde_json::Value::as_u64)
+}
+
+/// A failed request to one of the services `cim` calls, whatever its API.
+pub fn request_error_of<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<RequestFailure<'a>> {
+    if let Some(error) = cause.downcast_ref::<RequestError<IusCode>>() {
+        return Some(RequestFailure::Ius(error));
+    }
+    if let Some(error) = cause.downcast_ref::<RequestError<RegistryCode>>() {
+        return Some(RequestFailure::Registry(error));
+    }
+    cause.downcast_ref::<RequestError<NoCode>>().map(RequestFailure::Other)
+}
+
+/// The service's refusal in an error's chain, in its wire form.
+pub fn refusal_of(cause: &(dyn std::error::Error + 'static)) -> Option<WireError> {
+    match request_error_of(cause)? {
+        RequestFailure::Ius(error) => error.remote().map(ApiError::to_wire),
+        RequestFailure::Registry(error) => error.remote().map(ApiError::to_wire),
+        RequestFailure::Other(error) => error.remote().map(ApiError::to_wire),
+    }
+}
+
+/// A failed request, by the API it went to.
+#[derive(Debug, Clone, Copy)]
+pub enum RequestFailure<'a> {
+    /// To the IUS.
+    Ius(&'a RequestError<IusCode>),
+    /// To the registry.
+    Registry(&'a RequestError<RegistryCode>),
+    /// To an API whose codes `cim` does not know.
+    Other(&'a RequestError<NoCode>),
 }

@@ -4,10 +4,10 @@
 use anyhow::Context;
 use cim_store::{EventStore, NamedObjects, ObjectStore};
 
+use cim_wire::NatsConfig;
+
 use crate::embedded::{Attachment, attach};
 use crate::output::Output;
-use cim_runtime::config::NatsConfig;
-
 use crate::settings::{Settings, Target};
 
 /// An open store. Call [`Session::close`] when done.
@@ -41,8 +41,10 @@ impl Session {
             }
         };
         // A one-shot command fails fast rather than retrying like a service.
-        let options = cim_runtime::connect_options(&nats, "cim").await?;
-        let client = options.connect(cim_runtime::server_addrs(&nats)?).await.with_context(|| {
+        // cim-wire records the permission denials the server reports, so a
+        // refused request fails as refused instead of timing out.
+        let options = cim_wire::connect_options(&nats, "cim", |_| {}).await?;
+        let client = options.connect(cim_wire::server_addrs(&nats)?).await.with_context(|| {
             format!("cannot connect to NATS at {url}: check --nats / CIM_NATS_URL / [nats] url, or leave them unset to use the embedded server")
         })?;
         let events =

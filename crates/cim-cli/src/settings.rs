@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cim_runtime::config::NatsConfig;
+use cim_wire::NatsConfig;
 use cim_store::StoreConfig;
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,5 @@
 //! `cim units`: the Information Unit System's units through its client
-//! (`cim_ius::Client`): create and change them, read any state, history,
+//! (`cim_ius_api::Client`): create and change them, read any state, history,
 //! chain verification, traversal, lists and kinds. Every check (schemas,
 //! patches, versions, sizes, media types) is the service's; this module
 //! builds requests, prints replies and says what to do about refusals.
@@ -7,8 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cim_ius::api::{Attach, Create, Detach, Direction, Get, List, Relate, Retire, Tags, Target, Traverse, Update};
-use cim_runtime::ApiError;
+use cim_ius_api::{
+    Attach, Create, Detach, Direction, Get, IusCode, List, Reached, Relate, Retire, Tags, Target, Traverse, Update,
+};
+use cim_wire::{ApiError, CommonCode, ErrorCode};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
@@ -331,7 +333,7 @@ pub async fn run(session: &Session, args: UnitsArgs, out: &Output) -> anyhow::Re
                 if reached.units.is_empty() {
                     return format!("no unit is related to {id} that way");
                 }
-                let line = |u: &cim_ius::api::Reached| {
+                let line = |u: &Reached| {
                     format!("{:<24} {:<16} depth {}  via {} from {}\n", u.id, u.kind, u.depth, u.relation, u.from)
                 };
                 reached.units.iter().map(line).collect()
@@ -378,7 +380,7 @@ fn create_command(create: CreateArgs) -> anyhow::Result<Create> {
     })
 }
 
-async fn show_state(ius: &Remote<cim_ius::Client>, show: ShowArgs, out: &Output) -> anyhow::Result<()> {
+async fn show_state(ius: &Remote<cim_ius_api::Client>, show: ShowArgs, out: &Output) -> anyhow::Result<()> {
     if let Some(at) = &show.at {
         args::time(at)?; // the form is checked here, with the example
     }
@@ -395,7 +397,7 @@ async fn show_state(ius: &Remote<cim_ius::Client>, show: ShowArgs, out: &Output)
 
 async fn attach(
     session: &Session,
-    ius: &Remote<cim_ius::Client>,
+    ius: &Remote<cim_ius_api::Client>,
     change: Change,
     file: &Path,
     role: String,
@@ -431,7 +433,7 @@ async fn attach(
     Ok(())
 }
 
-async fn list_units(ius: &Remote<cim_ius::Client>, list: ListArgs, out: &Output) -> anyhow::Result<()> {
+async fn list_units(ius: &Remote<cim_ius_api::Client>, list: ListArgs, out: &Output) -> anyhow::Result<()> {
     let metadata = list.metadata.iter().map(|pair| metadata_filter(pair)).collect::<anyhow::Result<_>>()?;
     let mut query = List {
         kind: list.kind,
@@ -473,35 +475,44 @@ fn caused_by(cids: &[String]) -> anyhow::Result<Vec<String>> {
 
 /// What to do about a refusal concerning `id` (a unit, or a kind); `None`
 /// when the service's message says it all.
-fn refusal(id: &str, error: &ApiError) -> Option<String> {
-    let hint = match error.code.as_str() {
-        "version_conflict" => format!(
+fn refusal(id: &str, error: &ApiError<IusCode>) -> Option<String> {
+    let code = match &error.code {
+        ErrorCode::Api(code) => *code,
+        ErrorCode::Common(CommonCode::PayloadTooLarge) => {
+            return Some(
+                "nothing stored: keep content and metadata small and attach large content as an object (`cim \
+                 units attach`)"
+                    .to_owned(),
+            );
+        }
+        _ => return None,
+    };
+    let hint = match code {
+        IusCode::VersionConflict => format!(
             "nothing changed: check the unit (`cim units show {id}`) and retry with --expect {}",
             current_version(error)?
         ),
-        "unknown_unit" => "`cim units list --include-retired` lists the units".to_owned(),
-        "schema_violation" => format!(
+        IusCode::UnknownUnit => "`cim units list --include-retired` lists the units".to_owned(),
+        IusCode::SchemaViolation => format!(
             "nothing stored: fix what the schema refuses at each JSON pointer (`cim registry schemas show {}`)",
             error.details.get("schema")?.as_str()?
         ),
-        "patch_failed" => {
+        IusCode::PatchFailed => {
             format!(
                 "nothing changed: the patch applies to {{\"content\", \"metadata\"}} as `cim units show {id} --json` prints them"
             )
         }
-        "payload_too_large" => {
-            "nothing stored: keep content and metadata small and attach large content as an object (`cim units attach`)"
-                .to_owned()
+        IusCode::UnknownKind => "`cim units kinds` lists the kinds; `cim units register-kind` adds one".to_owned(),
+        IusCode::UnitExists => "nothing stored: choose another --id, or leave it out for a new one".to_owned(),
+        IusCode::UnitRetired => {
+            "nothing changed: a retired unit keeps its history and takes no more changes".to_owned()
         }
-        "unknown_kind" => "`cim units kinds` lists the kinds; `cim units register-kind` adds one".to_owned(),
-        "unit_exists" => "nothing stored: choose another --id, or leave it out for a new one".to_owned(),
-        "unit_retired" => "nothing changed: a retired unit keeps its history and takes no more changes".to_owned(),
-        "no_change" => "nothing changed".to_owned(),
-        "unknown_object" => {
+        IusCode::NoChange => "nothing changed".to_owned(),
+        IusCode::UnknownObject => {
             "cim stored the object in its --namespace; the IUS must use the same [store] namespace".to_owned()
         }
-        "unknown_parent" => "--caused-by must name a stored event (`cim events show <CID>`)".to_owned(),
-        _ => return None,
+        IusCode::UnknownParent => "--caused-by must name a stored event (`cim events show <CID>`)".to_owned(),
+        IusCode::UnknownState => return None,
     };
     Some(hint)
 }
@@ -522,11 +533,13 @@ mod tests {
 
     #[test]
     fn refusals_say_what_to_do() {
-        let conflict = ApiError::new(409, "version_conflict", "unit d is at version 3, not 1")
+        let conflict = ApiError::api(IusCode::VersionConflict, "unit d is at version 3, not 1")
             .with_details(json!({ "current_version": 3 }));
         assert!(refusal("d", &conflict).expect("hint").contains("--expect 3"));
-        let violation = ApiError::new(422, "schema_violation", "…").with_details(json!({ "schema": "unit:pdf" }));
+        let violation =
+            ApiError::api(IusCode::SchemaViolation, "…").with_details(json!({ "schema": "unit:pdf" }));
         assert!(refusal("d", &violation).expect("hint").contains("schemas show unit:pdf"));
+        assert!(refusal("d", &ApiError::new(CommonCode::PayloadTooLarge, "x")).expect("hint").contains("attach"));
         assert_eq!(refusal("d", &ApiError::bad_request("x")), None);
     }
 }

@@ -1,8 +1,8 @@
 //! How `cim units` prints units, their history and lists for people
 //! (`--json` prints the replies as JSON instead).
 
-use cim_ius::api::{Committed, HistoryEntry, Page, UnitView};
-use cim_ius::model::AttachedObject;
+use cim_ius_api::model::AttachedObject;
+use cim_ius_api::{Committed, HistoryEntry, Page, UnitView};
 use serde_json::Value;
 
 use crate::output::Output;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use cim_registry::api::ComponentQuery;
+use cim_registry_api::ComponentQuery;
 use cim_test_support::{ServiceProcess, service_config, workspace_binary};
 
 use crate::common::{Env, Run};
@@ -63,7 +63,7 @@ impl Services {
 
     /// Waits until both services are in the registry.
     async fn wait_registered(&self) {
-        let client = cim_registry::Client::new(self.env.server.connect().await, Duration::from_secs(5));
+        let client = cim_registry_api::Client::new(self.env.server.connect().await, Duration::from_secs(5));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let listed = client.components(&ComponentQuery::default()).await;
