@@ -190,8 +190,7 @@ mod tests {
         assert_eq!(remote(registry(RegistryCode::IncompatibleSchema)), Exit::Usage);
         assert_eq!(remote(registry(RegistryCode::VersionConflict)), Exit::Conflict);
         assert_eq!(remote(ErrorCode::<RegistryCode>::Common(CommonCode::Forbidden)), Exit::Error);
-        let silent: RequestError<IusCode> =
-            RequestError::NoResponders { subject: "cim.service.ius.units.get".into() };
+        let silent: RequestError<IusCode> = RequestError::NoResponders { subject: "cim.service.ius.units.get".into() };
         assert_eq!(Exit::of(&anyhow::Error::new(silent)), Exit::Error);
         let denied: RequestError<RegistryCode> =
             RequestError::PermissionDenied { subject: "cim.service.registry.components.list".into() };

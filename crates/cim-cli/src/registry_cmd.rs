@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cim_registry_api::{ComponentQuery, ComponentRecord, RegisterSchema, RegistryCode, SchemaVersion, ValidationReport};
+use cim_registry_api::{
+    ComponentQuery, ComponentRecord, RegisterSchema, RegistryCode, SchemaVersion, ValidationReport,
+};
 use cim_wire::{ApiError, CommonCode, ErrorCode};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -282,9 +284,11 @@ fn refusal(type_name: &str, error: &ApiError<RegistryCode>) -> Option<String> {
                 "`cim registry schemas list` lists the types, `cim registry schemas show {type_name} --history` its versions"
             )
         }
-        RegistryCode::IncompatibleSchema => "not registered: a new version may add optional properties, not remove, retype or \
+        RegistryCode::IncompatibleSchema => {
+            "not registered: a new version may add optional properties, not remove, retype or \
                                   require them; register a new type for that"
-            .to_owned(),
+                .to_owned()
+        }
         RegistryCode::InvalidSchema => "not registered: the file is not a usable JSON Schema".to_owned(),
         RegistryCode::VersionConflict => format!(
             "not registered: {type_name} changed meanwhile; check it (`cim registry schemas show {type_name}`) and \

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cim_wire::NatsConfig;
 use cim_store::StoreConfig;
+use cim_wire::NatsConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::GlobalArgs;

@@ -536,8 +536,7 @@ mod tests {
         let conflict = ApiError::api(IusCode::VersionConflict, "unit d is at version 3, not 1")
             .with_details(json!({ "current_version": 3 }));
         assert!(refusal("d", &conflict).expect("hint").contains("--expect 3"));
-        let violation =
-            ApiError::api(IusCode::SchemaViolation, "…").with_details(json!({ "schema": "unit:pdf" }));
+        let violation = ApiError::api(IusCode::SchemaViolation, "…").with_details(json!({ "schema": "unit:pdf" }));
         assert!(refusal("d", &violation).expect("hint").contains("schemas show unit:pdf"));
         assert!(refusal("d", &ApiError::new(CommonCode::PayloadTooLarge, "x")).expect("hint").contains("attach"));
         assert_eq!(refusal("d", &ApiError::bad_request("x")), None);

@@ -63,7 +63,10 @@ mod tests {
 
     #[test]
     fn registration_subjects_carry_the_component() {
-        assert_eq!(REGISTER.subject_for("cim-ius").as_deref(), Some("cim.service.registry.components.register.cim-ius"));
+        assert_eq!(
+            REGISTER.subject_for("cim-ius").as_deref(),
+            Some("cim.service.registry.components.register.cim-ius")
+        );
         assert_eq!(
             DEREGISTER.subject_for("cim-ius").as_deref(),
             Some("cim.service.registry.components.deregister.cim-ius")

@@ -100,8 +100,9 @@ impl From<Error> for ApiError<RegistryCode> {
     fn from(error: Error) -> Self {
         let message = error.to_string();
         match error {
-            Error::InvalidName { what, value, .. } => ApiError::api(RegistryCode::InvalidName, message)
-                .with_details(json!({ "what": what, "value": value })),
+            Error::InvalidName { what, value, .. } => {
+                ApiError::api(RegistryCode::InvalidName, message).with_details(json!({ "what": what, "value": value }))
+            }
             Error::UnknownSchema { type_name } => {
                 ApiError::api(RegistryCode::UnknownSchema, message).with_details(json!({ "type": type_name }))
             }
@@ -112,8 +113,10 @@ impl From<Error> for ApiError<RegistryCode> {
             Error::InvalidSchema { .. } => ApiError::api(RegistryCode::InvalidSchema, message),
             Error::SchemaTooLarge { size, limit } => ApiError::new(CommonCode::PayloadTooLarge, message)
                 .with_details(json!({ "size": size, "limit": limit })),
-            Error::Incompatible { violations, previous, .. } => ApiError::api(RegistryCode::IncompatibleSchema, message)
-                .with_details(json!({ "previous_version": previous, "violations": violations })),
+            Error::Incompatible { violations, previous, .. } => {
+                ApiError::api(RegistryCode::IncompatibleSchema, message)
+                    .with_details(json!({ "previous_version": previous, "violations": violations }))
+            }
             Error::VersionConflict { expected, current, .. } => ApiError::api(RegistryCode::VersionConflict, message)
                 .with_details(json!({ "expected_version": expected, "current_version": current }))
                 .retryable(),

@@ -80,10 +80,16 @@ impl<S: Settings> Runtime<S> {
                 source: std::io::Error::other(e.reason),
             })?;
             let stop = CancellationToken::new();
-            let (bound, task) =
-                crate::http::serve(addr, metrics.clone(), client.clone(), serving.clone(), routes.clone(), stop.clone())
-                    .await
-                    .map_err(|source| RuntimeError::Http { addr, source })?;
+            let (bound, task) = crate::http::serve(
+                addr,
+                metrics.clone(),
+                client.clone(),
+                serving.clone(),
+                routes.clone(),
+                stop.clone(),
+            )
+            .await
+            .map_err(|source| RuntimeError::Http { addr, source })?;
             info!(address = %bound, "serving /metrics, /healthz and /readyz");
             Some((bound, task, stop))
         } else {
