@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cim_registry_api::{DEREGISTER, Deregistration, REGISTER, Registration};
-use cim_wire::Caller;
+use cim_wire::{Caller, RequestError};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::metrics::{Metrics, OutcomeLabels};
 
@@ -23,7 +23,10 @@ fn beat_interval(configured: u64, ttl_secs: Option<u64>) -> Duration {
     Duration::from_secs(secs.max(1))
 }
 
-/// Registers and beats until `stop`; a failed beat is retried every second.
+/// Registers and beats until `stop`. A failed beat is retried every second;
+/// one the server's permissions refuse is not a registry that is away:
+/// it is logged as an error and tried again only at the heartbeat interval
+/// (the permissions may be reloaded).
 pub(crate) async fn heartbeat(
     caller: Caller,
     registration: Registration,
@@ -35,7 +38,7 @@ pub(crate) async fn heartbeat(
     let mut failing = false;
     loop {
         let outcome = caller.call_for(&REGISTER, &registration.name, &registration).await;
-        let label = match &outcome {
+        let (label, wait) = match &outcome {
             Ok(ack) => {
                 if failing || ttl.is_none() {
                     info!(ttl_secs = ack.ttl_secs, "registered with the Component Registry");
@@ -43,18 +46,24 @@ pub(crate) async fn heartbeat(
                 debug!("heartbeat sent");
                 ttl = Some(ack.ttl_secs);
                 failing = false;
-                "ok"
+                ("ok", beat_interval(configured_secs, ttl))
+            }
+            Err(error @ RequestError::PermissionDenied { .. }) => {
+                if !failing {
+                    error!(%error, "the NATS server refuses this component's registration; check its user's permissions");
+                }
+                failing = true;
+                ("denied", beat_interval(configured_secs, None))
             }
             Err(error) => {
                 if !failing {
                     warn!(%error, "cannot register with the Component Registry; retrying every second");
                 }
                 failing = true;
-                "error"
+                ("error", Duration::from_secs(1))
             }
         };
         metrics.heartbeats.get_or_create(&OutcomeLabels { outcome: label.to_owned() }).inc();
-        let wait = if failing { Duration::from_secs(1) } else { beat_interval(configured_secs, ttl) };
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(wait) => {}

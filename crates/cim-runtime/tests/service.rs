@@ -124,3 +124,46 @@ async fn serves_discovers_and_drains_on_shutdown() {
     assert!(matches!(after, Err(RequestError::NoResponders { .. })), "{after:?}");
     assert!(client.request("$SRV.PING.cim-demo", "".into()).await.is_err(), "no longer discoverable");
 }
+
+/// A user that may publish anything but this component's registration.
+const USERS: &str = r#"
+accounts {
+  A {
+    jetstream: enabled
+    users: [
+      { user: demo, password: demo-pw, permissions: { publish: { allow: [">"], deny: ["cim.service.registry.components.register.cim-demo"] }, subscribe: ">" } }
+    ]
+  }
+}
+"#;
+
+#[tokio::test]
+async fn a_registration_the_server_refuses_is_reported_as_denied() {
+    let server = NatsServer::builder().config_extra(USERS).start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let password = dir.path().join("password");
+    std::fs::write(&password, "demo-pw\n").expect("password file");
+    let mut config = config(&server);
+    config.nats.user = Some("demo".to_owned());
+    config.nats.password_file = Some(password);
+    config.runtime.register = true;
+    config.runtime.heartbeat_secs = 1;
+    let runtime = Runtime::start(config, "cim-demo").await.expect("runtime starts");
+    let http = runtime.http_address().expect("HTTP endpoint");
+    let shutdown = runtime.shutdown_token();
+    let serving = tokio::spawn(runtime.serve(definition()));
+    // No registry runs: a permitted registration would end as "no
+    // responders" (outcome "error"); this one is refused by the server.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = http_get(http, "/metrics").await;
+        if metrics.contains("cim_registry_heartbeats_total{outcome=\"denied\"}") {
+            assert!(!metrics.contains("outcome=\"error\""), "{metrics}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no denied heartbeat:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    serving.await.expect("task").expect("clean shutdown");
+}
