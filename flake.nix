@@ -69,7 +69,8 @@
             pkgs.nats-server
             pkgs.cargo-nextest
             pkgs.python3
-            pkgs.nodejs_20
+            # The release's default Node (xtask/node: the npm IPLD cross-check).
+            pkgs.nodejs
             pkgs.nixfmt-rfc-style
             pkgs.nix-tree
           ];

@@ -1,14 +1,21 @@
 # One CIM component in its own nixos-container, `cim-<name>`:
 # - a private network: a veth pair between the host (the shared
 #   `services.cim.containers.hostAddress`) and the container (`localAddress`);
-#   NATS's client port is opened on the host side only;
-# - the component's NATS user on the host, and its password file bind-mounted
-#   read-only into the container at the same path (that file only);
+#   NATS's client port is opened on the host side, `ve-cim-<name>`, only;
+# - private user namespaces (`privateUsers = "pick"`): root in the container
+#   is an unprivileged user on the host;
+# - the component's NATS user on the host; its password handed to the
+#   container as a credential by systemd-nspawn (`--load-credential`, read
+#   by nspawn as root on the host before the container starts), so the
+#   password file itself is never visible inside, and its ownership does not
+#   matter to the user namespace;
 # - the component's module enabled inside, talking to NATS on the host address;
 # - started at boot, after NATS.
 {
-  # Attribute under services.cim (and the NATS user).
+  # Attribute under services.cim (components.toml's name).
   name,
+  # Its NATS user.
+  user,
   # The component's NixOS module (imported inside the container).
   module,
   # Default container address.
@@ -23,7 +30,13 @@ let
   cfg = config.services.cim.containers.${name};
   host = config.services.cim.host;
   container = "cim-${name}";
-  passwordFile = host.users.${name}.passwordFile;
+  # The host side of the container's veth pair. Linux allows 15 characters
+  # in an interface name; systemd-nspawn shortens a longer one (with a hash),
+  # and the firewall rule for this name would silently match nothing.
+  interface = "ve-${container}";
+  passwordFile = host.users.${user}.passwordFile;
+  # The name of the credential inside the container (its system credential).
+  credential = "cim-nats-password";
 in
 {
   options.services.cim.containers.${name} = {
@@ -33,6 +46,26 @@ in
       type = lib.types.str;
       default = localAddress;
       description = "The container's address on its private link to the host.";
+    };
+
+    privateUsers = lib.mkOption {
+      # As nixos-containers declares `containers.<name>.privateUsers`.
+      type = lib.types.either lib.types.ints.u32 (
+        lib.types.enum [
+          "no"
+          "identity"
+          "pick"
+        ]
+      );
+      default = "pick";
+      description = ''
+        User namespacing of the container (nixos-containers'
+        `containers.<name>.privateUsers`). `"pick"`: systemd-nspawn gives the
+        container its own range of host UIDs, so that root inside is nobody
+        outside. The password reaches the container as a credential, not a
+        bind-mounted file, so this works with password files on any file
+        system (a secret manager's ramfs too).
+      '';
     };
 
     config = lib.mkOption {
@@ -52,20 +85,32 @@ in
         assertion = host.enable;
         message = "services.cim.containers.${name} needs services.cim.host.enable: the container talks to the host's NATS.";
       }
+      {
+        assertion = lib.stringLength interface <= 15;
+        message = ''
+          services.cim.containers.${name}: the component's name is too long for a container.
+          The host side of its network link would be `${interface}`, ${toString (lib.stringLength interface)} characters,
+          but Linux allows 15 in an interface name: systemd-nspawn would shorten it, and the
+          firewall rule that opens NATS on `${interface}` would match nothing. A component
+          that runs in a container has a name of at most 8 characters (container `cim-<name>`).
+        '';
+      }
+      {
+        assertion = builtins.match "[^[:space:]]+" passwordFile != null;
+        message = "services.cim.host.users.${user}.passwordFile = \"${passwordFile}\": a container's password file may not contain white space (it becomes a systemd-nspawn argument).";
+      }
     ];
 
-    services.cim.host.users.${name} = { };
-    services.cim.host.nats.openFirewallOn = [ "ve-${container}" ];
+    services.cim.host.users.${user} = { };
+    services.cim.host.nats.openFirewallOn = [ interface ];
 
     containers.${container} = {
       autoStart = true;
       privateNetwork = true;
+      inherit (cfg) privateUsers;
       hostAddress = config.services.cim.containers.hostAddress;
       localAddress = cfg.localAddress;
-      bindMounts.${passwordFile} = {
-        hostPath = passwordFile;
-        isReadOnly = true;
-      };
+      extraFlags = [ "--load-credential=${credential}:${passwordFile}" ];
       config = {
         imports = [
           module
@@ -73,17 +118,17 @@ in
         ];
         services.cim.${name} = {
           enable = true;
-          nats.passwordFile = passwordFile;
+          nats.passwordCredential = credential;
           settings.nats.url = "nats://${config.services.cim.containers.hostAddress}:${toString host.nats.port}";
-          settings.nats.user = name;
+          settings.nats.user = user;
           settings.store.namespace = host.namespace;
         };
         system.stateVersion = config.system.stateVersion;
       };
     };
 
-    # The bind-mounted password file must exist (cim-secrets creates it) and
-    # NATS should be up before the component starts.
+    # The password file must exist (cim-secrets creates it) and NATS should
+    # be up before the component starts.
     systemd.services."container@${container}" = {
       wants = [ "nats.service" ];
       after = [ "nats.service" ] ++ lib.optional host.secrets.generate "cim-secrets.service";

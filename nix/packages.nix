@@ -11,25 +11,32 @@ let
   inherit (pkgs) lib;
   craneLib = crane.mkLib pkgs;
 
-  # Cargo manifests, the lock file, .cargo/config.toml and every .rs file.
+  # Cargo manifests, the lock file, .cargo/config.toml and every .rs file,
+  # and components.toml (cim-deploy embeds it).
+  cargoSources = lib.fileset.unions [
+    (craneLib.fileset.commonCargoSources root)
+    (root + "/components.toml")
+  ];
   src = lib.fileset.toSource {
     inherit root;
-    fileset = craneLib.fileset.commonCargoSources root;
+    fileset = cargoSources;
   };
 
-  # The tests also read their data (golden vectors, scripts) from crates/.
+  # The tests also read their data (golden vectors, scripts) from crates/,
+  # and cim-deploy's the NATS configuration the modules render.
   testSrc = lib.fileset.toSource {
     inherit root;
     fileset = lib.fileset.unions [
-      (craneLib.fileset.commonCargoSources root)
+      cargoSources
       (root + "/crates")
+      (root + "/nix/eval/rendered")
     ];
   };
 
   fmtSrc = lib.fileset.toSource {
     inherit root;
     fileset = lib.fileset.unions [
-      (craneLib.fileset.commonCargoSources root)
+      cargoSources
       (root + "/rustfmt.toml")
     ];
   };
@@ -88,16 +95,17 @@ let
         '';
       };
     };
-    cim-registry = binary {
-      crate = "cim-registry";
-      bin = "cim-registry";
-      description = "CIM Component Registry service";
-    };
-    cim-ius = binary {
-      crate = "cim-ius";
-      bin = "cim-ius";
-      description = "CIM Information Unit System service";
-    };
+  }
+  # Each component of components.toml: its package's binary.
+  // lib.mapAttrs' (
+    _: c:
+    lib.nameValuePair c.package (binary {
+      crate = c.package;
+      bin = c.package;
+      description = "CIM ${c.title} service";
+    })
+  ) (lib.importTOML (root + "/components.toml")).components
+  // {
     # The NATS server CIM is tested with, from the pinned nixpkgs.
     inherit (pkgs) nats-server;
     # The tests' NATS client (tests/probe).

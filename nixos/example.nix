@@ -2,6 +2,11 @@
 # component in its own nixos-container, talking to NATS over the container's
 # private link with its own NATS user. Built by the flake as
 # `nixosConfigurations.example`; docs/deploy.md starts from it.
+{ lib, ... }:
+let
+  # Every component of components.toml.
+  components = lib.attrNames (lib.importTOML ../components.toml).components;
+in
 {
   networking.hostName = "cim-example";
   system.stateVersion = "26.05";
@@ -24,8 +29,11 @@
     secrets.generate = true;
   };
 
-  services.cim.containers = {
-    registry.enable = true;
-    ius.enable = true;
-  };
+  # Every component in its container: the same as
+  #   services.cim.containers.registry.enable = true;
+  #   services.cim.containers.ius.enable = true;
+  # and so on for each.
+  services.cim.containers = lib.genAttrs components (_: {
+    enable = true;
+  });
 }

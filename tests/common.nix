@@ -1,6 +1,8 @@
 # What every test node and script shares.
 { self, nixosModules }:
 let
+  components = (builtins.fromTOML (builtins.readFile ../components.toml)).components;
+
   # Gives a container the tools the scripts run inside it.
   containerTools =
     { pkgs, ... }:
@@ -33,19 +35,16 @@ in
 
   inherit containerTools;
 
-  # The host node of the suites that run the registry and the IUS, each in
-  # its container with those tools.
+  # components.toml's components (name -> description).
+  inherit components;
+
+  # The host node of the suites that run every component, each in its
+  # container with those tools.
   componentContainers = {
-    services.cim.containers = {
-      registry = {
-        enable = true;
-        config = containerTools;
-      };
-      ius = {
-        enable = true;
-        config = containerTools;
-      };
-    };
+    services.cim.containers = builtins.mapAttrs (_: _: {
+      enable = true;
+      config = containerTools;
+    }) components;
   };
 
   # Python helpers prepended to every test script.
@@ -56,19 +55,35 @@ in
     SECRETS = "/var/lib/cim/secrets"
     HOST_NATS = "nats://127.0.0.1:4222"
     CONTAINER_NATS = "nats://10.233.0.1:4222"
+    # components.toml: name -> {package, user, http_port, ...}
+    COMPONENTS = json.loads(${builtins.toJSON (builtins.toJSON components)})
 
 
-    def probe(*args, user="admin", container=None):
-        """A cim-nats-probe command line, as `user` (its generated password),
-        on the host or inside `container` (through the container's link)."""
+    # Inside a container, its password is the credential systemd-nspawn
+    # passed in (containers/lib.nix), not a file of the host.
+    CONTAINER_PASSWORD = "/run/credentials/@system/cim-nats-password"
+
+
+    def probe(*args, user="admin", container=None, password_file=None):
+        """A cim-nats-probe command line, as `user` with its password (the
+        generated file on the host, the container's credential inside
+        `container`, or `password_file`), on the host or inside `container`
+        (through the container's link). Replies come on `_INBOX_<user>`."""
         server = CONTAINER_NATS if container else HOST_NATS
+        if password_file is None:
+            password_file = CONTAINER_PASSWORD if container else f"{SECRETS}/{user}/nats-password"
         command = shlex.join(
-            ["cim-nats-probe", "--server", server, "--user", user,
-             "--password-file", f"{SECRETS}/{user}/nats-password", *args]
+            ["cim-nats-probe", "--server", server, "--user", user, "--password-file", password_file, *args]
         )
         if container:
             return f"nixos-container run {container} -- {command}"
         return command
+
+
+    def exit_code(machine, command):
+        """The exit code of `command` (which may fail) on `machine`."""
+        status, _ = machine.execute(command)
+        return status
 
 
     def request(machine, subject, body, user="admin"):

@@ -20,15 +20,20 @@
         host.fail("curl -sf http://$(hostname -I | cut -d' ' -f1):8222/varz")
 
     with subtest("the passwords are root-only files outside the Nix store"):
-        for user in ("admin",):
-            path = f"{SECRETS}/{user}/nats-password"
-            assert host.succeed(f"stat -c %a:%U {path}").strip() == "600:root"
-            # NATS's configuration in the store has no password; the one it
-            # runs with is rendered at start into its private runtime dir.
-            base = host.succeed("ls /nix/store/*-nats-base.conf").split()
-            assert base, "no nats-base.conf in the store"
-            host.fail(f"grep -l password {' '.join(base)}")
-            host.succeed(f"grep -qF \"$(cat {path})\" /run/nats/nats.conf")
+        path = f"{SECRETS}/admin/nats-password"
+        assert host.succeed(f"stat -c %a:%U {path}").strip() == "600:root"
+        password = host.succeed(f"cat {path}").strip()
+        # NATS's configuration in the store has no password; the one it
+        # runs with is rendered at start into its private runtime dir, with
+        # bcrypt hashes: not even that file holds the password itself.
+        base = host.succeed("ls /nix/store/*-nats-base.conf").split()
+        assert base, "no nats-base.conf in the store"
+        host.fail(f"grep -l password {' '.join(base)}")
+        conf = json.loads(host.succeed("cat /run/nats/nats.conf"))
+        users = conf["accounts"]["CIM"]["users"]
+        assert {u["user"] for u in users} == {"admin"}, users
+        assert all(u["password"].startswith("$2a$11$") for u in users), users
+        host.fail(f"grep -qF {shlex.quote(password)} /run/nats/nats.conf")
         assert host.succeed("stat -c %a:%U /run/nats /run/nats/nats.conf").split() == ["700:nats", "600:nats"]
 
     with subtest("the store's stream and buckets are provisioned"):
@@ -42,8 +47,12 @@
         assert status["names"]["bucket"] == "cim-names", status
 
     with subtest("no way in without a valid user and password"):
-        host.fail("cim-nats-probe --server nats://127.0.0.1:4222 ping cim-registry")
-        host.succeed("echo wrong > /tmp/wrong && ! cim-nats-probe --user admin --password-file /tmp/wrong ping x")
+        # The probe exits 4 when the server refuses the login, 0 when it
+        # accepts it: each case is told apart from any other failure.
+        host.succeed(probe("login"))
+        host.succeed("echo wrong > /tmp/wrong")
+        assert exit_code(host, probe("login", password_file="/tmp/wrong")) == 4
+        assert exit_code(host, f"cim-nats-probe --server {HOST_NATS} login") == 4
 
     with subtest("NATS restarts with the same configuration and keeps the store"):
         host.succeed("systemctl restart nats.service")

@@ -1,8 +1,8 @@
 # Least privilege: each component's NATS user can do its own work and
 # nothing of another's — not write another component's aggregates or KV
-# bucket, not serve (subscribe to) another's requests, not administer
-# streams. Checked from inside each container, with the password file that
-# container holds, over its private link.
+# bucket, not serve (subscribe to) another's requests, not register as
+# another, not administer streams. Checked from inside each container, with
+# the password that container holds, over its private link.
 { common }:
 {
   name = "cim-permissions";
@@ -12,11 +12,12 @@
   testScript = common.helpers + ''
     # The matrix is shared with `cargo xtask test`'s live check.
     MATRIX = json.loads("""${builtins.toJSON (builtins.fromJSON (builtins.readFile ./permission-matrix.json))}""")
+    CONTAINER = {c["user"]: f"cim-{name}" for name, c in COMPONENTS.items()}
 
     start_all()
     host.wait_for_unit("nats.service")
-    host.wait_until_succeeds(probe("ping", "cim-registry"))
-    host.wait_until_succeeds(probe("ping", "cim-ius"))
+    for component in COMPONENTS.values():
+        host.wait_until_succeeds(probe("ping", component["package"]))
 
     with subtest("the components do their work without a single permission violation"):
         # Start-up (streams, buckets, built-in schemas, registration), and
@@ -27,30 +28,38 @@
         log = host.succeed("journalctl -u nats.service --no-pager")
         assert "Violation" not in log, [line for line in log.splitlines() if "Violation" in line]
 
+    with subtest("each component's user logs in from its container"):
+        # Every check below needs a working login: a refused one would make
+        # the probe exit 4, never the 0 a check expects.
+        for user, container in CONTAINER.items():
+            host.succeed(probe("login", user=user, container=container))
+
     with subtest("each component's user is refused the other's subjects"):
         for user, subject, why in MATRIX["denied_publish"]:
             host.log(f"{user} may not publish to {subject}: {why}")
-            host.succeed(probe("denied-publish", subject, user=user, container=f"cim-{user}"))
+            host.succeed(probe("denied-publish", subject, user=user, container=CONTAINER[user]))
         for user, subject, why in MATRIX["denied_subscribe"]:
             host.log(f"{user} may not subscribe to {subject}: {why}")
-            host.succeed(probe("denied-subscribe", subject, user=user, container=f"cim-{user}"))
+            host.succeed(probe("denied-subscribe", subject, user=user, container=CONTAINER[user]))
 
     with subtest("and allowed its own"):
         for user, subject, why in MATRIX["allowed_publish"]:
             host.log(f"{user} may publish to {subject}: {why}")
-            host.succeed(probe("allowed-publish", subject, user=user, container=f"cim-{user}"))
-        reply = json.loads(host.succeed(probe("request", "cim.service.registry.schemas.list", "{}", user="ius", container="cim-ius")))
-        assert "types" in reply, reply
+            host.succeed(probe("allowed-publish", subject, user=user, container=CONTAINER[user]))
+        for user, subject, body, why in MATRIX["allowed_request"]:
+            host.log(f"{user} may request {subject}: {why}")
+            reply = json.loads(host.succeed(probe("request", subject, body, user=user, container=CONTAINER[user])))
+            assert "error" not in reply, reply
 
-    with subtest("a container's password does not open another user"):
-        host.fail(
-            "nixos-container run cim-ius -- cim-nats-probe --server nats://10.233.0.1:4222 "
-            f"--user registry --password-file {SECRETS}/ius/nats-password ping cim-ius"
-        )
+    with subtest("a container's password opens its own user and no other"):
+        for user, container in CONTAINER.items():
+            for other in ["admin"] + [u for u in CONTAINER if u != user]:
+                status = exit_code(host, probe("login", user=other, container=container))
+                assert status == 4, f"{container}'s password as {other}: exit {status}, not 4 (refused)"
 
     with subtest("and the components kept working"):
-        host.succeed(probe("ping", "cim-ius"))
-        host.succeed(probe("ping", "cim-registry"))
+        for component in COMPONENTS.values():
+            host.succeed(probe("ping", component["package"]))
         request(host, "cim.service.ius.units.get", {"id": "perm-1"})
   '';
 }

@@ -1,14 +1,17 @@
 # NATS on the host, through nixpkgs' services.nats: JetStream flushing before
 # it acknowledges, the CIM account with one user per component, and the
-# users' passwords added at start from files outside the Nix store.
+# users' passwords added at start, as bcrypt hashes, from files outside the
+# Nix store.
 #
 # Why the passwords are added at start: nixpkgs renders `services.nats.settings`
 # as JSON into the store, and nats-server can neither read a value from a file
 # nor include a file by absolute path (includes are relative to the including
 # file; tried with 2.15.1). So the store file carries the users without
-# passwords (and is still checked at build time by nixpkgs' `validateConfig`),
-# and ExecStartPre writes /run/nats/nats.conf = that file + the passwords
-# read through LoadCredential, with jq.
+# passwords, and ExecStartPre writes /run/nats/nats.conf = that file + the
+# bcrypt hash of each password read through LoadCredential (`cim
+# nats-config`): not even that private file holds a password in plain text.
+# Because ExecStart is replaced, nixpkgs' build-time check of its own file
+# never runs: this module checks the rendering at build time itself.
 {
   config,
   lib,
@@ -33,32 +36,89 @@ let
   };
 
   credential = name: "nats-password-${name}";
+  users = lib.attrNames cfg.users;
 
-  # Adds each user's password (trimmed, like cim-runtime does) from
-  # --rawfile pw_<user>. Kept as one string so that nix/eval can hand the
-  # very same filter to jq in the live check.
-  passwordFilter = ''
-    .accounts[$account].users |= map(
-      . as $u
-      | ($ARGS.named["pw_" + $u.user] // error("no password file for NATS user " + $u.user))
-      | gsub("^\\s+|\\s+$"; "") as $password
-      | if $password == "" then error("the password file of NATS user " + $u.user + " is empty") else $u + { password: $password } end
-    )
-  '';
+  # The one command that adds the passwords, as bcrypt hashes: `cim
+  # nats-config` (crates/cim-cli, crates/cim-deploy). Functions of where the
+  # programs and files are (shell words), so that nix/eval can render the
+  # very same scripts for the live check (nix/eval/rendered/nats-*.sh).
+  renderCommand =
+    {
+      cim,
+      base,
+      credentials,
+      out,
+    }:
+    "${cim} nats-config ${base} --credentials ${credentials} --out ${out}";
 
-  baseConfig = json.generate "nats-base.conf" config.services.nats.settings;
+  # NATS's ExecStartPre: the configuration it runs with (`out`), from the
+  # stored one and the password files that systemd hands over with
+  # LoadCredential in $CREDENTIALS_DIRECTORY.
+  startScript =
+    {
+      cim,
+      base,
+      out,
+    }:
+    ''
+      set -eu
+      umask 077
+      ${renderCommand {
+        inherit cim base out;
+        credentials = "\"$CREDENTIALS_DIRECTORY\"";
+      }}
+    '';
 
-  renderConfig = pkgs.writeShellScript "cim-nats-config" ''
-    set -eu
-    umask 077
-    ${pkgs.jq}/bin/jq \
-      --arg account ${lib.escapeShellArg cfg.account} \
-      ${lib.concatMapStringsSep " \\\n  " (
-        name: ''--rawfile ${lib.escapeShellArg "pw_${name}"} "$CREDENTIALS_DIRECTORY/${credential name}"''
-      ) (lib.attrNames cfg.users)} \
-      ${lib.escapeShellArg passwordFilter} ${baseConfig} > /run/nats/nats.conf.tmp
-    mv /run/nats/nats.conf.tmp /run/nats/nats.conf
-  '';
+  # The build-time check: the same rendering on placeholder passwords, then
+  # `nats-server -t`. nixpkgs' own check of services.nats.settings never
+  # runs here, because ExecStart is replaced.
+  checkScript =
+    {
+      cim,
+      natsServer,
+      base,
+    }:
+    ''
+      set -eu
+      dir=$(mktemp -d)
+      for user in ${lib.escapeShellArgs users}; do
+        printf 'placeholder-%s\n' "$user" > "$dir/nats-password-$user"
+      done
+      ${renderCommand {
+        inherit cim base;
+        credentials = "\"$dir\"";
+        out = "\"$dir/nats.conf\"";
+      }}
+      ${natsServer} -t -c "$dir/nats.conf"
+    '';
+
+  # The configuration without passwords, in the store.
+  unchecked = json.generate "nats-base.conf" config.services.nats.settings;
+  baseConfig =
+    if cfg.nats.checkConfig then
+      pkgs.runCommand "nats-base-checked.conf"
+        {
+          nativeBuildInputs = [
+            cfg.package
+            cfg.nats.package
+          ];
+        }
+        ''
+          ${checkScript {
+            cim = "cim";
+            natsServer = "nats-server";
+            base = unchecked;
+          }}
+          ln -s ${unchecked} $out
+        ''
+    else
+      unchecked;
+
+  startNats = pkgs.writeShellScript "cim-nats-config" (startScript {
+    cim = "${cfg.package}/bin/cim";
+    base = baseConfig;
+    out = "/run/nats/nats.conf";
+  });
 in
 {
   options.services.cim.host.nats = {
@@ -103,6 +163,17 @@ in
         `"2m"`) acknowledges writes that may still be lost when the machine
         loses power: an explicit choice of speed over durability for this
         host, see docs/benchmarks.md and docs/spec/jetstream.md §5.
+      '';
+    };
+
+    checkConfig = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = ''
+        Check the NATS configuration at build time: the passwords added the
+        way they are at start (on placeholders), then `nats-server -t`. Turn
+        off only when the build machine cannot run `cim` and nats-server
+        (cross-compiling).
       '';
     };
 
@@ -157,7 +228,7 @@ in
         LoadCredential = lib.mapAttrsToList (name: user: "${credential name}:${user.passwordFile}") cfg.users;
         RuntimeDirectory = "nats";
         RuntimeDirectoryMode = "0700";
-        ExecStartPre = [ renderConfig ];
+        ExecStartPre = [ startNats ];
         ExecStart = lib.mkForce "${cfg.nats.package}/bin/nats-server -c /run/nats/nats.conf";
       };
     };
@@ -168,7 +239,12 @@ in
 
     # For nix/eval and the tests: the pieces of the rendered NATS configuration.
     services.cim.host.internal.nats = {
-      inherit passwordFilter baseConfig;
+      inherit
+        baseConfig
+        renderCommand
+        startScript
+        checkScript
+        ;
       credentials = lib.mapAttrs (name: user: user.passwordFile) cfg.users;
     };
   };
@@ -177,6 +253,6 @@ in
     type = lib.types.attrsOf lib.types.unspecified;
     internal = true;
     default = { };
-    description = "Internal: the NATS password filter and inputs, for the evaluation check.";
+    description = "Internal: the NATS configuration's commands and inputs, for the evaluation check.";
   };
 }

@@ -3,18 +3,11 @@
 # `settings`, checked at build time by the binary itself, its NATS password
 # passed in with LoadCredential, and one hardened systemd service.
 #
-# Every component module is this function applied to a few facts; see
-# modules/registry.nix and docs/deploy.md ("Adding a component").
+# Every component module is this function applied to a component of
+# components.toml (modules/default.nix); docs/deploy.md, "Adding a component".
 {
-  # Attribute under `services.cim`, and the component's NATS user by default.
+  # The component's name in components.toml: the attribute under `services.cim`.
   name,
-  # The binary, which is also the systemd unit and the micro service name.
-  binary,
-  # Human name, for descriptions.
-  title,
-  # Port of `http.listen` (metrics and health) by default; distinct per
-  # component so that several can run on one host.
-  httpPort,
 }:
 {
   config,
@@ -24,11 +17,19 @@
 }:
 let
   inherit (lib) mkOption types;
+  component = (import ./components.nix { inherit lib; }).components.${name};
+  inherit (component) title;
+  # The binary, which is also the systemd unit and the micro service name.
+  binary = component.package;
   cfg = config.services.cim.${name};
   secrets = import ./secrets.nix { inherit lib; };
   hardening = import ./hardening.nix;
   format = pkgs.formats.toml { };
   opt = "services.cim.${name}";
+
+  # Where LoadCredential reads the password: a file, or a credential of the
+  # service manager (in a container: passed by systemd-nspawn).
+  passwordSource = if cfg.nats.passwordFile != null then cfg.nats.passwordFile else cfg.nats.passwordCredential;
 
   # Where systemd puts the LoadCredential copies for this service.
   credentialsDir = "/run/credentials/${binary}.service";
@@ -102,12 +103,25 @@ in
     nats.passwordFile = mkOption {
       type = types.nullOr secrets.type;
       default = null;
-      example = "/var/lib/cim/secrets/${name}/nats-password";
+      example = "/var/lib/cim/secrets/${component.user}/nats-password";
       description = ''
         File holding the NATS password of `settings.nats.user` (whitespace at
         the ends is ignored). Read by systemd (LoadCredential), so it can be
         owned by root with mode 0400; the service reads its copy as
         `${credentialsDir}/nats-password`. Must not be in the Nix store.
+      '';
+    };
+
+    nats.passwordCredential = mkOption {
+      type = types.nullOr (types.strMatching "[A-Za-z0-9_.-]+");
+      default = null;
+      example = "cim-nats-password";
+      description = ''
+        Instead of `nats.passwordFile`: the name of a credential that the
+        service manager itself received, holding the password — in a
+        container, from the container manager (`systemd-nspawn
+        --load-credential`, which the container module uses). The service
+        reads it through LoadCredential as `${credentialsDir}/nats-password`.
       '';
     };
 
@@ -136,7 +150,7 @@ in
             };
             user = mkOption {
               type = types.nullOr types.str;
-              default = name;
+              default = component.user;
               description = ''
                 NATS user name; the host module declares one user per
                 component with that component's permissions. `null`
@@ -155,8 +169,8 @@ in
             };
             password_file = mkOption {
               type = types.nullOr types.str;
-              default = if cfg.nats.passwordFile != null then "${credentialsDir}/nats-password" else null;
-              defaultText = lib.literalExpression ''"${credentialsDir}/nats-password" when nats.passwordFile is set'';
+              default = if passwordSource != null then "${credentialsDir}/nats-password" else null;
+              defaultText = lib.literalExpression ''"${credentialsDir}/nats-password" when nats.passwordFile or nats.passwordCredential is set'';
               description = ''
                 Read by the component at start. Set
                 `${opt}.nats.passwordFile` instead: the service runs as a
@@ -174,7 +188,7 @@ in
           http = section "`[http]`: metrics (`/metrics`) and health (`/healthz`, `/readyz`)." {
             listen = mkOption {
               type = types.str;
-              default = "127.0.0.1:${toString httpPort}";
+              default = "127.0.0.1:${toString component.http_port}";
               description = "Address of the HTTP endpoints.";
             };
           };
@@ -194,15 +208,20 @@ in
   config = lib.mkIf cfg.enable {
     assertions = [
       {
-        assertion = cfg.settings.nats.user == null || cfg.nats.passwordFile != null || cfg.settings.nats ? creds_file;
+        assertion =
+          cfg.settings.nats.user == null || passwordSource != null || cfg.settings.nats ? creds_file;
         message = ''
           ${opt}.nats.passwordFile is not set, but the component connects to NATS
           as user "${toString cfg.settings.nats.user}" and needs its password. Point it at a
           root-only file outside the Nix store, e.g.
-            ${opt}.nats.passwordFile = "/var/lib/cim/secrets/${name}/nats-password";
-          (the host module's users.${name}.passwordFile on the NATS host), or set
+            ${opt}.nats.passwordFile = "/var/lib/cim/secrets/${component.user}/nats-password";
+          (the host module's users.${component.user}.passwordFile on the NATS host), or set
           ${opt}.settings.nats.user = null to connect without credentials.
         '';
+      }
+      {
+        assertion = cfg.nats.passwordFile == null || cfg.nats.passwordCredential == null;
+        message = "${opt}: set one of nats.passwordFile and nats.passwordCredential, not both.";
       }
       (secrets.outsideStore "${opt}.nats.passwordFile" cfg.nats.passwordFile)
     ]
@@ -218,7 +237,7 @@ in
         Type = "exec";
         ExecStart = "${cfg.package}/bin/${binary} --config ${cfg.configFile}";
         DynamicUser = true;
-        LoadCredential = lib.optional (cfg.nats.passwordFile != null) "nats-password:${cfg.nats.passwordFile}";
+        LoadCredential = lib.optional (passwordSource != null) "nats-password:${passwordSource}";
         # The runtime reconnects by itself; a crash or a failed start
         # (NATS unreachable for longer than its connect timeout) restarts.
         Restart = "on-failure";

@@ -92,6 +92,47 @@ in
     services.cim.host.users.stranger = { };
   });
 
+  # A component whose name makes `ve-cim-<name>` longer than Linux's 15
+  # characters (a stand-in module declares its services.cim.<name>).
+  container-name-too-long = case "services.cim.containers.pipeline9: the component's name is too long for a container" (
+    host (
+      { lib, ... }:
+      {
+        imports = [
+          (import ../../containers/lib.nix {
+            name = "pipeline9";
+            user = "pipeline9";
+            localAddress = "10.233.0.9";
+            module = {
+              options.services.cim.pipeline9 = lib.mkOption {
+                type = lib.types.anything;
+                default = { };
+              };
+            };
+          })
+        ];
+        services.cim.containers.pipeline9.enable = true;
+        services.cim.host.users.pipeline9.permissions = {
+          publish = [ "x" ];
+          subscribe = [ "x" ];
+        };
+      }
+    )
+  );
+
+  # nixpkgs refuses an insecure package; so do the stubs (the flake's dev
+  # shell used Node 20, which nixos-26.05 marks insecure).
+  insecure-package = case "Package ‘nodejs-20.19.5’ is marked as insecure, refusing to evaluate" (host (
+    { pkgs, ... }:
+    {
+      environment.systemPackages = [ pkgs.nodejs_20 ];
+    }
+  ));
+
+  password-file-and-credential = case "services.cim.ius: set one of nats.passwordFile and nats.passwordCredential, not both" (ius {
+    services.cim.ius.nats.passwordCredential = "cim-nats-password";
+  });
+
   old-nats-server = case "2.12 or newer (JetStream atomic batch publish)" (host (
     { pkgs, ... }:
     {

@@ -10,13 +10,16 @@ let
   pkgs = import ./pkgs.nix { inherit lib; };
   baseModules = import ./nixos { inherit pkgs; };
 
+  described = import ../../modules/lib/components.nix { inherit lib; };
+
   # The flake as the modules see it: `self.packages.<system>.<name>`.
   self.packages.${pkgs.system} = {
     cim = pkgs.runCommand "cim-0.1.0" { } "";
-    cim-registry = pkgs.runCommand "cim-registry-0.1.0" { } "";
-    cim-ius = pkgs.runCommand "cim-ius-0.1.0" { } "";
     cim-nats-probe = pkgs.runCommand "cim-nats-probe" { } "";
-  };
+  }
+  // lib.mapAttrs' (
+    _: c: lib.nameValuePair c.package (pkgs.runCommand "${c.package}-0.1.0" { } "")
+  ) described.components;
   cimModules = import ../../modules { inherit self; };
 
   evalSystem =
@@ -42,8 +45,11 @@ let
         sys:
         lib.mapAttrs' (
           name: c:
-          lib.nameValuePair "cim-${name}.toml" {
-            binary = "cim-${name}";
+          let
+            binary = described.components.${name}.package;
+          in
+          lib.nameValuePair "${binary}.toml" {
+            inherit binary;
             settings = c.configFile.settings;
             check = c.configFile.buildCommand;
           }
@@ -60,7 +66,22 @@ let
       rendered = rendered config;
       nats = lib.optionalAttrs config.services.cim.host.enable {
         settings = config.services.nats.settings;
-        inherit (config.services.cim.host.internal.nats) passwordFilter credentials;
+        inherit (config.services.cim.host.internal.nats) credentials;
+        # The module's scripts, with the programs on PATH and the files as
+        # arguments: `nats-start.sh BASE OUT` (passwords in
+        # $CREDENTIALS_DIRECTORY), `nats-check.sh BASE`.
+        startScript = config.services.cim.host.internal.nats.startScript {
+          cim = "cim";
+          base = "\"$1\"";
+          out = "\"$2\"";
+        };
+        checkScript = config.services.cim.host.internal.nats.checkScript {
+          cim = "cim";
+          natsServer = "nats-server";
+          base = "\"$1\"";
+        };
+        # What the build runs: the same script on the stored file.
+        checkCommand = config.services.cim.host.internal.nats.baseConfig.buildCommand or null;
         account = config.services.cim.host.account;
         cli = config.services.cim.host.internal.cli;
         names = config.services.cim.host.names;
@@ -136,6 +157,17 @@ let
       nixosModules = lib.attrNames flake.nixosModules;
       example = flake.nixosConfigurations.example.config.system.build.toplevel.outPath;
       exampleContainers = lib.attrNames flake.nixosConfigurations.example.config.containers;
+      # nixosModules.containers alone (it brings services.cim.host along).
+      containersAlone =
+        (evalSystem [
+          flake.nixosModules.containers
+          {
+            services.cim.host.enable = true;
+            services.cim.containers = lib.genAttrs described.names (_: {
+              enable = true;
+            });
+          }
+        ]).config.system.build.toplevel.outPath;
       devShell = flake.devShells.x86_64-linux.default.outPath;
     };
 in

@@ -13,14 +13,30 @@ let
 
   # Like a real derivation, the store path depends on every input, so that
   # asking for a system's path evaluates (and type-checks) all of it.
+  # And like nixpkgs' check-meta.nix (with its default config), a package
+  # marked insecure or broken refuses to evaluate: using its path throws.
   fakeDrv =
     name: attrs:
+    let
+      meta = attrs.meta or { };
+      issues = meta.knownVulnerabilities or [ ];
+      refused =
+        if issues != [ ] then
+          "Package ‘${name}’ is marked as insecure, refusing to evaluate.\n\nKnown issues:\n${
+            lib.concatMapStrings (issue: " - ${issue}\n") issues
+          }"
+        else if meta.broken or false then
+          "Package ‘${name}’ is marked as broken, refusing to evaluate."
+        else
+          null;
+      path = "${builtins.storeDir}/${
+        builtins.substring 0 32 (builtins.hashString "sha256" (name + builtins.toJSON attrs))
+      }-${name}";
+    in
     {
       type = "derivation";
       inherit name;
-      outPath = "${builtins.storeDir}/${
-        builtins.substring 0 32 (builtins.hashString "sha256" (name + builtins.toJSON attrs))
-      }-${name}";
+      outPath = if refused == null then path else throw refused;
     }
     // attrs;
 
@@ -29,6 +45,17 @@ let
     fakeDrv "${pname}-${version}" {
       inherit pname version;
       meta.mainProgram = pname;
+    };
+
+  # A package nixpkgs marks insecure (meta.knownVulnerabilities).
+  insecure =
+    pname: version: issues:
+    fakeDrv "${pname}-${version}" {
+      inherit pname version;
+      meta = {
+        mainProgram = pname;
+        knownVulnerabilities = issues;
+      };
     };
 
   # formats.nix: JSON values may be null; TOML values may not.
@@ -111,7 +138,12 @@ rec {
   # For the flake's packages and dev shell.
   makeWrapper = package "make-wrapper" "0";
   cargo-nextest = package "cargo-nextest" "0.9.100";
-  nodejs_20 = package "nodejs" "20.19.2";
+  # Node.js: the release's default, and 20, which nixos-26.05 marks insecure
+  # (end of life 2026-04-30), so that using it fails here as it does there.
+  nodejs = package "nodejs" "22.21.1";
+  nodejs_20 = insecure "nodejs" "20.19.5" [
+    "Node.js 20.x reaches its end of life on 2026-04-30 and is no longer supported."
+  ];
   nixfmt-rfc-style = package "nixfmt" "1.0.0";
   nix-tree = package "nix-tree" "0.6.3";
 

@@ -5,8 +5,11 @@ check of the configurations the NixOS modules render. It speaks plain NATS
 (nats-py), independent of CIM's own Rust code, so it checks what a stock
 client sees:
 
-    cim-nats-probe [--server URL] [--user U --password-file F] COMMAND ...
+    cim-nats-probe [--server URL] [--user U --password-file F]
+                   [--inbox-prefix P] COMMAND ...
 
+    login                        connect and exchange a PING: exit 0 if the
+                                 server accepts the user and password
     ping SERVICE [--expect N]    $SRV.PING.<SERVICE>: print the replies (JSON
                                  lines); exit 1 if fewer than N answer
     request SUBJECT [JSON]       send a request, print the reply body; exit 1
@@ -18,6 +21,14 @@ client sees:
     put-object BUCKET FILE       store FILE in a JetStream object store bucket
                                  under its raw CID (as cim-store names
                                  objects, docs/spec/jetstream.md §2); print it
+
+Exit codes beyond each command's: 2 cannot connect, 4 the server refused the
+user (authorization violation), 5 the server refused a subscription or
+publish the command itself needed (permissions violation).
+
+Replies arrive on `--inbox-prefix`, by default `_INBOX_<user>` when a user
+is given: the host module lets each CIM user subscribe to its own inbox
+prefix only (`_INBOX_<user>.>`), as the components' `[nats] inbox_prefix`.
 
 Only stdlib and nats-py; no CIM code.
 """
@@ -31,6 +42,22 @@ import sys
 
 import nats
 from nats.errors import NoRespondersError, TimeoutError
+
+EXIT_CONNECT = 2
+EXIT_AUTHORIZATION = 4
+EXIT_PERMISSION = 5
+
+
+class Refused(Exception):
+    """The server refused what the command needed; `code` is the exit code."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def inbox_prefix(args):
+    return args.inbox_prefix or (f"_INBOX_{args.user}" if args.user else None)
 
 
 async def connect(args, errors):
@@ -48,14 +75,56 @@ async def connect(args, errors):
     if args.password_file:
         with open(args.password_file, encoding="utf-8") as file:
             options["password"] = file.read().strip()
-    return await nats.connect(**options)
+    prefix = inbox_prefix(args)
+    if prefix:
+        options["inbox_prefix"] = prefix
+    try:
+        return await nats.connect(**options)
+    except Exception as err:  # nats-py raises several kinds here
+        if "authorization violation" in str(err).lower() or any("authorization violation" in e.lower() for e in errors):
+            raise Refused(EXIT_AUTHORIZATION, f"the server refuses user {args.user or '(none)'}: {err}") from None
+        raise
 
 
-async def ping(nc, args):
+def violation(errors, subject, prefix=False):
+    """The server's permissions violation naming `subject` (or, with
+    `prefix`, a subject starting with it), if any. nats-py reports the
+    server's error in lower case, so the subject is compared so too."""
+    wanted = (f'"{subject}' if prefix else f'"{subject}"').lower()
+    for error in errors:
+        if "permissions violation" in error.lower() and wanted in error.lower():
+            return error
+    return None
+
+
+def status(msg):
+    """The status of a NATS status message (e.g. "503", no responders), or None."""
+    return (msg.headers or {}).get("Status") if msg.headers else None
+
+
+async def checked_subscribe(nc, subject, errors, timeout):
+    """Subscribes and makes sure the server did not refuse it."""
+    sub = await nc.subscribe(subject)
+    await nc.flush(timeout=timeout)
+    await asyncio.sleep(0.1)
+    denied = violation(errors, subject)
+    if denied:
+        raise Refused(EXIT_PERMISSION, f"cannot receive replies on {subject}: {denied}")
+    return sub
+
+
+async def login(nc, args):
+    await nc.flush(timeout=args.timeout)
+    print(f"logged in as {args.user or '(no user)'} at {nc.connected_url.netloc}")
+    return 0
+
+
+async def ping(nc, args, errors):
     inbox = nc.new_inbox()
     replies = []
-    sub = await nc.subscribe(inbox)
-    await nc.publish(f"$SRV.PING.{args.service}", b"", reply=inbox)
+    sub = await checked_subscribe(nc, inbox, errors, args.timeout)
+    subject = f"$SRV.PING.{args.service}"
+    await nc.publish(subject, b"", reply=inbox)
     deadline = asyncio.get_running_loop().time() + args.timeout
     while True:
         left = deadline - asyncio.get_running_loop().time()
@@ -65,27 +134,43 @@ async def ping(nc, args):
             msg = await sub.next_msg(timeout=left)
         except TimeoutError:
             break
-        replies.append(json.loads(msg.data))
+        if status(msg) == "503":
+            # "No responders": nobody subscribes to the subject.
+            break
+        try:
+            replies.append(json.loads(msg.data))
+        except ValueError:
+            print(f"not a $SRV.PING reply (not JSON): {msg.data[:200]!r}", file=sys.stderr)
+            return 1
         if len(replies) >= args.expect and not args.wait_all:
             break
     for reply in replies:
         print(json.dumps(reply, sort_keys=True))
+    denied = violation(errors, subject)
+    if denied:
+        raise Refused(EXIT_PERMISSION, denied)
     if len(replies) < args.expect:
         print(f"only {len(replies)} of {args.expect} {args.service} instances answered", file=sys.stderr)
         return 1
     return 0
 
 
-async def request(nc, args):
+async def request(nc, args, errors):
     try:
         msg = await nc.request(args.subject, args.body.encode(), timeout=args.timeout)
     except NoRespondersError:
-        print(f"no service answers on {args.subject}", file=sys.stderr)
+        print(f"no service answers on {args.subject} (no responders)", file=sys.stderr)
         return 1
     except TimeoutError:
+        denied = violation(errors, args.subject) or violation(errors, inbox_prefix(args) or "_INBOX", prefix=True)
+        if denied:
+            raise Refused(EXIT_PERMISSION, denied) from None
         print(f"no reply on {args.subject} within {args.timeout}s", file=sys.stderr)
         return 1
-    print(msg.data.decode())
+    if status(msg) == "503":
+        print(f"no service answers on {args.subject} (no responders)", file=sys.stderr)
+        return 1
+    print(msg.data.decode(errors="replace"))
     if msg.headers and "Nats-Service-Error" in msg.headers:
         return 3
     return 0
@@ -97,14 +182,14 @@ async def check_publish(nc, args, errors, want_denied):
     # flush, so after the flush the error callback has run.
     await nc.flush(timeout=args.timeout)
     await asyncio.sleep(0.2)
-    return report(errors, f"publish to {args.subject}", want_denied)
+    return report(errors, args.subject, f"publish to {args.subject}", want_denied)
 
 
 async def check_subscribe(nc, args, errors):
     await nc.subscribe(args.subject)
     await nc.flush(timeout=args.timeout)
     await asyncio.sleep(0.2)
-    return report(errors, f"subscription to {args.subject}", True)
+    return report(errors, args.subject, f"subscription to {args.subject}", True)
 
 
 def raw_cid(data):
@@ -123,20 +208,27 @@ async def put_object(nc, args):
     return 0
 
 
-def report(errors, what, want_denied):
-    denied = any("permissions violation" in e.lower() for e in errors)
-    print(f"{what}: {'denied' if denied else 'allowed'}" + (f" ({errors[0]})" if errors else ""))
-    return 0 if denied == want_denied else 1
+def report(errors, subject, what, want_denied):
+    # Only a violation naming this very subject counts: the probe's own
+    # connection must have worked (a failed login never gets here).
+    denied = violation(errors, subject)
+    print(f"{what}: {'denied' if denied else 'allowed'}" + (f" ({denied})" if denied else ""))
+    others = [e for e in errors if e != denied]
+    if others:
+        print(f"other errors: {others}", file=sys.stderr)
+    return 0 if bool(denied) == want_denied else 1
 
 
 async def run(args):
     errors = []
     nc = await connect(args, errors)
     try:
+        if args.command == "login":
+            return await login(nc, args)
         if args.command == "ping":
-            return await ping(nc, args)
+            return await ping(nc, args, errors)
         if args.command == "request":
-            return await request(nc, args)
+            return await request(nc, args, errors)
         if args.command == "denied-publish":
             return await check_publish(nc, args, errors, True)
         if args.command == "allowed-publish":
@@ -155,8 +247,10 @@ def main():
     parser.add_argument("--server", default="nats://127.0.0.1:4222")
     parser.add_argument("--user")
     parser.add_argument("--password-file")
+    parser.add_argument("--inbox-prefix", help="reply subject prefix [default: _INBOX_<user>]")
     parser.add_argument("--timeout", type=float, default=5.0)
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("login")
     ping_cmd = commands.add_parser("ping")
     ping_cmd.add_argument("service")
     ping_cmd.add_argument("--expect", type=int, default=1)
@@ -174,9 +268,12 @@ def main():
     args = parser.parse_args()
     try:
         sys.exit(asyncio.run(run(args)))
-    except (OSError, nats.errors.Error) as err:
+    except Refused as err:
         print(f"cim-nats-probe: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(err.code)
+    except (OSError, asyncio.TimeoutError, nats.errors.Error) as err:
+        print(f"cim-nats-probe: {err or type(err).__name__}", file=sys.stderr)
+        sys.exit(EXIT_CONNECT)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::{
-    config_cmd, dag_cmd, demo, events_cmd, export, import, objects_cmd, registry_cmd, server_cmd, units_cmd, verify_cmd,
+    config_cmd, dag_cmd, demo, events_cmd, export, import, nats_config_cmd, objects_cmd, registry_cmd, server_cmd,
+    units_cmd, verify_cmd,
 };
 
 /// The CIM operator's tool: events, objects, the MerkleDAG, verification and
@@ -60,6 +61,9 @@ pub enum Command {
     /// Check a configuration file without connecting.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Add bcrypt hashes of the users' passwords to a NATS server configuration
+    /// (what the NixOS host module runs before NATS starts).
+    NatsConfig(nats_config_cmd::NatsConfigArgs),
 }
 
 /// Commands that work on a store, connected as the global options say.

@@ -18,6 +18,7 @@ pub mod exit;
 mod export;
 mod import;
 mod manifest;
+mod nats_config_cmd;
 mod objects_cmd;
 mod output;
 mod registry_cmd;
@@ -61,6 +62,7 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Config(command) => config_cmd::run(&global, command, out),
         Command::Server(args) => server_cmd::run(&global, args, out).await,
+        Command::NatsConfig(args) => nats_config_cmd::run(args, out),
         Command::Store(command) => {
             let settings = settings::Settings::resolve(&global)?;
             let session = session::Session::open(&settings, out).await?;

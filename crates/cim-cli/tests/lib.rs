@@ -10,6 +10,7 @@ mod car;
 mod config;
 mod crosscheck;
 mod embedded;
+mod nats_config;
 mod registry;
 mod store;
 mod units;

@@ -1,5 +1,6 @@
 # `containers.<name>` as nixos/modules/virtualisation/nixos-containers.nix
-# declares it: the options our container module sets, with their types, and
+# declares it (nixos-unstable, 2025-2026): the options our container module
+# sets, with their types (`privateUsers`: an u32 or no/identity/pick), and
 # `config` evaluated as a whole NixOS system of its own — here with the same
 # stub modules (`baseModules`) — plus the two assertions nixpkgs adds to every
 # container's system (name length with a private network on old kernels, no
@@ -102,6 +103,17 @@ let
           default = false;
           description = "A veth pair instead of the host's interfaces.";
         };
+        privateUsers = mkOption {
+          type = types.either types.ints.u32 (
+            types.enum [
+              "no"
+              "identity"
+              "pick"
+            ]
+          );
+          default = "no";
+          description = "User namespacing: no, identity, pick, or the first host UID of the container's range.";
+        };
         hostAddress = mkOption {
           type = types.nullOr types.str;
           default = null;
@@ -157,7 +169,9 @@ in
 
   # Like nixpkgs: a service container@<name> per container, which other
   # modules may extend (ordering after NATS, here), and its settings file in
-  # /etc/nixos-containers, where the bind mounts become nspawn flags.
+  # /etc/nixos-containers, where the bind mounts and `extraFlags` become
+  # nspawn flags (EXTRA_NSPAWN_FLAGS, split at white space by the start
+  # script) and `privateUsers` becomes `--private-users=` (PRIVATE_USERS).
   config.systemd.services = lib.mapAttrs' (
     name: container:
     lib.nameValuePair "container@${name}" {
@@ -188,8 +202,12 @@ in
         ${lib.optionalString container.privateNetwork "PRIVATE_NETWORK=1"}
         ${lib.optionalString (container.hostAddress != null) "HOST_ADDRESS=${container.hostAddress}"}
         ${lib.optionalString (container.localAddress != null) "LOCAL_ADDRESS=${container.localAddress}"}
+        PRIVATE_USERS=${toString container.privateUsers}
         ${lib.optionalString container.autoStart "AUTO_START=1"}
-        EXTRA_NSPAWN_FLAGS="${lib.concatMapStrings bindFlag (lib.attrValues container.bindMounts)}"
+        EXTRA_NSPAWN_FLAGS="${
+          lib.concatMapStrings bindFlag (lib.attrValues container.bindMounts)
+          + lib.optionalString (container.extraFlags != [ ]) (" " + lib.concatStringsSep " " container.extraFlags)
+        }"
       '';
     }
   ) host.config.containers;

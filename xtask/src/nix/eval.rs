@@ -64,15 +64,23 @@ fn check_flake(flake: &Value) -> Result<()> {
             _ => Vec::new(),
         }
     };
-    for package in ["cim", "cim-registry", "cim-ius", "nats-server", "default", "option-docs"] {
-        ensure!(names("packages").iter().any(|p| p == package), "the flake has no packages.<system>.{package}");
+    // Every component of components.toml has its package and module.
+    let deployment = cim_deploy::Deployment::embedded()?;
+    let components = deployment.components().values();
+    let packages = ["cim", "nats-server", "default", "option-docs"].map(str::to_owned);
+    for package in packages.into_iter().chain(components.clone().map(|c| c.package.clone())) {
+        ensure!(names("packages").contains(&package), "the flake has no packages.<system>.{package}");
     }
     for check in ["clippy", "fmt", "tests", "host", "components", "full-stack", "permissions"] {
         ensure!(names("checks").iter().any(|c| c == check), "the flake has no checks.<system>.{check}");
     }
-    for module in ["default", "host", "registry", "ius", "containers"] {
-        ensure!(names("nixosModules").iter().any(|m| m == module), "the flake has no nixosModules.{module}");
+    let modules = ["default", "host", "containers"].map(str::to_owned);
+    for module in modules.into_iter().chain(components.map(|c| c.name.clone())) {
+        ensure!(names("nixosModules").contains(&module), "the flake has no nixosModules.{module}");
     }
+    let alone = &flake["containersAlone"];
+    ensure!(alone.is_string(), "nixosModules.containers on its own does not evaluate: {alone}");
+    println!("nix: nixosModules.containers evaluates on its own: {}", show(alone));
     let deps = flake["sharedDeps"].as_array().context("flake.sharedDeps")?;
     ensure!(deps.len() == 1, "the binaries do not share one dependency build: {deps:?}");
     println!(
@@ -88,7 +96,21 @@ fn expected_files(example: &Value) -> Result<BTreeMap<String, String>> {
     let mut files = BTreeMap::new();
     let nats = &example["nats"];
     files.insert("nats-base.json".to_owned(), serde_json::to_string_pretty(&nats["settings"])? + "\n");
-    files.insert("nats-passwords.jq".to_owned(), show(&nats["passwordFilter"]));
+    let check = show(&nats["checkScript"]);
+    files.insert("nats-start.sh".to_owned(), script(&show(&nats["startScript"])));
+    files.insert("nats-check.sh".to_owned(), script(&check));
+    // The build runs the rendered check on the stored file, and links it.
+    let command = show(&nats["checkCommand"]);
+    let stored = command
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("ln -s "))
+        .and_then(|l| l.strip_suffix(" $out"))
+        .with_context(|| format!("the module's NATS check does not end by linking the checked file:\n{command}"))?;
+    ensure!(
+        command == format!("{}\nln -s {stored} $out\n", check.replace("\"$1\"", stored)),
+        "the module's build-time NATS check is not nats-check.sh on its file:\n{command}"
+    );
     files.insert("nats-users.json".to_owned(), serde_json::to_string_pretty(&nats["credentials"])? + "\n");
     files.insert("cim.toml".to_owned(), to_toml(&nats["cli"]["admin"])?);
     files.insert("cim-provision.toml".to_owned(), to_toml(&nats["cli"]["provision"])?);
@@ -106,6 +128,11 @@ fn expected_files(example: &Value) -> Result<BTreeMap<String, String>> {
         }
     }
     Ok(files)
+}
+
+/// A module's script as a file the live check runs with `sh`.
+fn script(body: &str) -> String {
+    format!("#!/bin/sh\n# Rendered by the NixOS host module (nix/eval/rendered/README.md).\n{body}")
 }
 
 /// JSON → TOML, as nixpkgs' `formats.toml` does with remarshal's json2toml.

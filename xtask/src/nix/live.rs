@@ -1,14 +1,21 @@
 //! The configurations the NixOS modules render (`nix/eval/rendered/`, as
 //! committed), checked by the real programs:
 //!
-//! 1. `cim-registry`/`cim-ius --check-config FILE --skip-file-checks`, the
-//!    modules' own build-time check, and `cim config check` for the CLI's;
-//! 2. NATS started from the host module's configuration (passwords added by
-//!    the module's own jq filter), the registry and the IUS started from
-//!    theirs — addresses and password files moved to this machine, nothing
-//!    else changed — and then: both serve and register, a unit is written
-//!    and verified, the server logged no permission violation, and the
-//!    permission matrix of tests/permission-matrix.json holds.
+//! 1. each component's `<package> --check-config FILE --skip-file-checks`,
+//!    the modules' own build-time check, and `cim config check` for the CLI's;
+//! 2. the host module's build-time NATS check (`nats-check.sh`: the
+//!    passwords added on placeholders, then `nats-server -t`) passes on its
+//!    configuration and fails on a broken one;
+//! 3. NATS started from the host module's configuration with the passwords
+//!    added by the module's own start script (`nats-start.sh`: `cim
+//!    nats-config`, bcrypt hashes — no password in plain text in the file),
+//!    every component of components.toml started from its file — addresses
+//!    and password files moved to this machine, nothing else changed — and
+//!    then: every user logs in with its password and no other, all serve and
+//!    register, a unit is written and verified, the server logged no
+//!    permission violation, the permission matrix of
+//!    tests/permission-matrix.json holds, and the probe of the VM tests
+//!    answers "no responders" and refusals clearly.
 //!
 //! This is the nixosTest suites' permissions and components checks without
 //! VMs or containers: what it cannot show is the systemd units, the
@@ -27,28 +34,49 @@ use serde_json::{Value, json};
 
 use super::{RENDERED, output_of};
 use crate::cmd;
-use crate::cmd::on_path;
 
-/// The component configurations and the binary that checks each.
-const COMPONENTS: [(&str, &str, &str); 2] =
-    [("cim-registry.toml", "cim-registry", "registry"), ("cim-ius.toml", "cim-ius", "ius")];
+/// A component of components.toml, as the live check runs it.
+#[derive(Debug, Clone)]
+struct Component {
+    /// Its rendered configuration, `<package>.toml`.
+    file: String,
+    /// The binary (= package, micro service name).
+    binary: String,
+    /// Its NATS user.
+    user: String,
+}
+
+/// Every component of components.toml.
+fn components() -> Result<Vec<Component>> {
+    let deployment = cim_deploy::Deployment::embedded()?;
+    Ok(deployment
+        .components()
+        .values()
+        .map(|c| Component { file: format!("{}.toml", c.package), binary: c.package.clone(), user: c.user.clone() })
+        .collect())
+}
 
 pub fn run(root: &Path) -> Result<()> {
     let rendered = root.join(RENDERED);
     ensure!(rendered.join("nats-base.json").is_file(), "{} is missing its files", rendered.display());
+    let components = components()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    cmd::run(
-        Command::new(cargo)
-            .args(["build", "--quiet", "-p", "cim-registry", "-p", "cim-ius", "-p", "cim-cli"])
-            .current_dir(root),
-    )?;
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "-p", "cim-cli"]).current_dir(root);
+    for component in &components {
+        build.args(["-p", &component.binary]);
+    }
+    cmd::run(&mut build)?;
     let bin = |name: &str| root.join("target/debug").join(name);
 
-    for (file, binary, _) in COMPONENTS {
-        print!("nix: {RENDERED}/{file}: ");
+    for component in &components {
+        print!("nix: {RENDERED}/{}: ", component.file);
         std::io::stdout().flush().ok();
         let out = output_of(
-            Command::new(bin(binary)).arg("--check-config").arg(rendered.join(file)).arg("--skip-file-checks"),
+            Command::new(bin(&component.binary))
+                .arg("--check-config")
+                .arg(rendered.join(&component.file))
+                .arg("--skip-file-checks"),
         )?;
         print!("{out}");
     }
@@ -67,8 +95,57 @@ pub fn run(root: &Path) -> Result<()> {
         println!("nix: live check SKIPPED: run `cargo xtask tools` for nats-server and nats-py in .tools/venv");
         return Ok(());
     }
-    let mut live = Live::start(root, &rendered, &work, &nats_server, &python)?;
+    let path = search_path(&[&root.join("target/debug"), nats_server.parent().unwrap_or(root)])?;
+    check_nats_check(&rendered, &work, &path)?;
+    let mut live = Live::start(root, &rendered, &work, &path, &components, &python)?;
     live.check(&bin("cim"))
+}
+
+/// PATH with `dirs` first: the module's scripts name `cim` and `nats-server`.
+fn search_path(dirs: &[&Path]) -> Result<std::ffi::OsString> {
+    let mut all: Vec<PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
+    all.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    Ok(std::env::join_paths(all)?)
+}
+
+/// The host module's build-time NATS check (`nats-check.sh`) accepts its
+/// configuration and refuses a broken one.
+fn check_nats_check(rendered: &Path, work: &Path, path: &std::ffi::OsStr) -> Result<()> {
+    let script = rendered.join("nats-check.sh");
+    let run = |config: &Path| Command::new("sh").arg(&script).arg(config).env("PATH", path).output();
+    let output = run(&rendered.join("nats-base.json")).context("cannot run nats-check.sh")?;
+    ensure!(
+        output.status.success(),
+        "the module's build-time NATS check fails on its own configuration:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A broken subject in a user's permissions, as a bad rule of
+    // components.toml could produce: nats-server must refuse it.
+    let mut broken: Value = serde_json::from_str(&fs::read_to_string(rendered.join("nats-base.json"))?)?;
+    let users = broken["accounts"]
+        .as_object_mut()
+        .and_then(|accounts| accounts.values_mut().next())
+        .and_then(|account| account["users"].as_array_mut())
+        .context("nats-base.json has no users")?;
+    let allow = users
+        .iter_mut()
+        .find_map(|u| u["permissions"]["publish"]["allow"].as_array_mut())
+        .context("no user with a publish allow list")?;
+    allow.push(json!("cim.events..>"));
+    let broken_path = work.join("nats-broken.json");
+    fs::write(&broken_path, serde_json::to_string_pretty(&broken)?)?;
+    let output = run(&broken_path).context("cannot run nats-check.sh")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        !output.status.success() && stderr.contains("is not a valid subject"),
+        "the module's build-time NATS check accepts an invalid configuration ({}):\n{stderr}",
+        output.status
+    );
+    println!(
+        "nix: the module's build-time NATS check (nats-check.sh) passes on its configuration and refuses a broken one: {}",
+        stderr.lines().find(|l| l.contains("not a valid subject")).unwrap_or("").trim()
+    );
+    Ok(())
 }
 
 /// `cim config check` on the CLI configurations (password file moved to an
@@ -95,12 +172,14 @@ fn check_cli_configs(cim: &Path, rendered: &Path, work: &Path) -> Result<()> {
 
 /// Processes started for the live check, stopped on drop.
 struct Live {
-    children: Vec<(&'static str, Child)>,
+    children: Vec<(String, Child)>,
     work: PathBuf,
     python: PathBuf,
     probe: PathBuf,
     nats_url: String,
     matrix: Value,
+    components: Vec<Component>,
+    users: Vec<String>,
 }
 
 impl Drop for Live {
@@ -113,14 +192,17 @@ impl Drop for Live {
 }
 
 impl Live {
-    fn start(root: &Path, rendered: &Path, work: &Path, nats_server: &Path, python: &Path) -> Result<Self> {
+    fn start(
+        root: &Path,
+        rendered: &Path,
+        work: &Path,
+        path: &std::ffi::OsStr,
+        components: &[Component],
+        python: &Path,
+    ) -> Result<Self> {
         let port = free_port()?;
         let monitor = free_port()?;
-        let config = nats_config(rendered, work, port, monitor)?;
-        let conf_path = work.join("nats.json");
-        fs::write(&conf_path, serde_json::to_string_pretty(&config)?)?;
-        output_of(Command::new(nats_server).arg("-c").arg(&conf_path).arg("-t"))
-            .context("nats-server refuses the host module's configuration")?;
+        let (conf_path, users) = nats_config(rendered, work, path, port, monitor)?;
         let matrix: Value = serde_json::from_str(&fs::read_to_string(root.join("tests/permission-matrix.json"))?)
             .context("tests/permission-matrix.json")?;
         let mut live = Live {
@@ -130,29 +212,40 @@ impl Live {
             probe: root.join("tests/probe/cim_nats_probe.py"),
             nats_url: format!("nats://127.0.0.1:{port}"),
             matrix,
+            components: components.to_vec(),
+            users,
         };
-        live.spawn("nats-server", Command::new(nats_server).arg("-c").arg(&conf_path))?;
+        live.spawn("nats-server", Command::new("nats-server").env("PATH", path).arg("-c").arg(&conf_path))?;
         wait_http(monitor, "/healthz?js-enabled-only=true", "NATS")?;
         println!("nix: NATS runs with the host module's configuration (JetStream, sync_interval always, users)");
 
-        for (file, binary, user) in COMPONENTS {
+        // All at once: a component may wait for another to be ready (the
+        // IUS for the registry).
+        let mut ports = Vec::new();
+        for component in components {
             let http = free_port()?;
             live.spawn(
-                binary,
-                Command::new(root.join("target/debug").join(binary))
+                &component.binary,
+                Command::new(root.join("target/debug").join(&component.binary))
                     .arg("--config")
-                    .arg(rendered.join(file))
+                    .arg(rendered.join(&component.file))
                     .args(["--nats-url", &live.nats_url, "--http-listen", &format!("127.0.0.1:{http}")])
                     .arg("--set")
-                    .arg(format!("nats.password_file={}", work.join("secrets").join(user).display())),
+                    .arg(format!("nats.password_file={}", password_file(work, &component.user).display())),
             )?;
-            wait_http(http, "/readyz", binary)?;
-            println!("nix: {binary} runs with {RENDERED}/{file} (address and password file moved here) and is ready");
+            ports.push(http);
+        }
+        for (component, http) in components.iter().zip(ports) {
+            wait_http(http, "/readyz", &component.binary)?;
+            println!(
+                "nix: {} runs with {RENDERED}/{} (address and password file moved here) and is ready",
+                component.binary, component.file
+            );
         }
         Ok(live)
     }
 
-    fn spawn(&mut self, name: &'static str, command: &mut Command) -> Result<()> {
+    fn spawn(&mut self, name: &str, command: &mut Command) -> Result<()> {
         let log = fs::File::create(self.work.join(format!("{name}.log")))?;
         let child = command
             .stdout(log.try_clone()?)
@@ -160,19 +253,29 @@ impl Live {
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot start {name}"))?;
-        self.children.push((name, child));
+        self.children.push((name.to_owned(), child));
         Ok(())
     }
 
     /// A probe command as `user`; its stdout, or the error with its output.
     fn probe(&self, user: &str, args: &[&str]) -> Result<String> {
-        output_of(
-            Command::new(&self.python)
-                .arg(&self.probe)
-                .args(["--server", &self.nats_url, "--user", user, "--password-file"])
-                .arg(self.work.join("secrets").join(user))
-                .args(args),
-        )
+        output_of(&mut self.probe_command(user, &password_file(&self.work, user), args))
+    }
+
+    fn probe_command(&self, user: &str, password: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.python);
+        command.arg(&self.probe).args(["--server", &self.nats_url]);
+        if !user.is_empty() {
+            command.args(["--user", user, "--password-file"]).arg(password);
+        }
+        command.args(args);
+        command
+    }
+
+    /// A probe command's exit code and stderr.
+    fn probe_status(&self, user: &str, password: &Path, args: &[&str]) -> Result<(Option<i32>, String)> {
+        let output = self.probe_command(user, password, args).output().context("cannot run the probe")?;
+        Ok((output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned()))
     }
 
     /// Retries a probe command for up to 30 s until `accept` likes its output.
@@ -190,13 +293,17 @@ impl Live {
     }
 
     fn check(&mut self, cim: &Path) -> Result<()> {
-        for service in ["cim-registry", "cim-ius"] {
-            self.probe_until("admin", &["ping", service], |_| true)?;
+        self.logins()?;
+        for component in &self.components {
+            self.probe_until("admin", &["ping", &component.binary], |_| true)?;
         }
+        println!("nix: every component answers $SRV.PING");
+        let names: Vec<String> = self.components.iter().map(|c| format!("\"{}\"", c.binary)).collect();
         self.probe_until("admin", &["request", "cim.service.registry.components.list", "{}"], |out| {
-            out.contains("\"cim-ius\"") && out.contains("\"cim-registry\"")
-        })?;
-        println!("nix: both answer $SRV.PING and are registered with the registry");
+            names.iter().all(|name| out.contains(name.as_str()))
+        })
+        .context("registration (the components must register on their own pinned subject)")?;
+        println!("nix: every component is registered with the registry");
         self.probe_until("admin", &["request", "cim.service.ius.kinds.list", "{}"], |out| {
             out.contains("text-document")
         })?;
@@ -215,7 +322,7 @@ impl Live {
         let violations: Vec<&str> = log.lines().filter(|l| l.contains("Violation")).collect();
         ensure!(
             violations.is_empty(),
-            "the components needed more than their permissions (modules/lib/permissions.nix):\n{}",
+            "the components needed more than their permissions (components.toml [permissions]):\n{}",
             violations.join("\n")
         );
         println!("nix: no permission violation while they started, registered and wrote a unit");
@@ -239,8 +346,65 @@ impl Live {
                 count += 1;
             }
         }
+        for request in self.matrix["allowed_request"].as_array().into_iter().flatten() {
+            let (user, subject, body) =
+                (request[0].as_str().unwrap_or(""), request[1].as_str().unwrap_or(""), request[2].to_string());
+            let body = request[2].as_str().map_or(body, str::to_owned);
+            self.probe(user, &["request", subject, &body])
+                .with_context(|| format!("request {subject} as {user}, replies on its own inbox prefix"))?;
+            count += 1;
+        }
         println!("nix: the permission matrix holds ({count} checks of tests/permission-matrix.json)");
-        self.probe("admin", &["ping", "cim-ius"]).context("the IUS stopped answering after the matrix")?;
+        for component in &self.components {
+            self.probe("admin", &["ping", &component.binary])
+                .with_context(|| format!("{} stopped answering after the matrix", component.binary))?;
+        }
+        self.clear_answers()
+    }
+
+    /// Every user logs in with its own password, with no other, and without
+    /// a user nobody gets in (the probe's exit 4: authorization violation).
+    fn logins(&self) -> Result<()> {
+        let wrong = self.work.join("secrets/wrong");
+        fs::write(&wrong, "not-the-password\n")?;
+        for user in &self.users {
+            self.probe(user, &["login"]).with_context(|| format!("{user} cannot log in with its password"))?;
+            let (code, stderr) = self.probe_status(user, &wrong, &["login"])?;
+            ensure!(code == Some(4), "{user} with a wrong password: exit {code:?}, not 4 (refused):\n{stderr}");
+            for other in self.users.iter().filter(|o| *o != user) {
+                let (code, _) = self.probe_status(user, &password_file(&self.work, other), &["login"])?;
+                ensure!(code == Some(4), "{user} logs in with {other}'s password (exit {code:?})");
+            }
+        }
+        let (code, stderr) = self.probe_status("", &wrong, &["login"])?;
+        ensure!(code == Some(4), "a client without a user: exit {code:?}, not 4 (refused):\n{stderr}");
+        println!(
+            "nix: each of {} logs in with its password (bcrypt-hashed in the server's file) and no other's; no user, no login",
+            self.users.join(", ")
+        );
+        Ok(())
+    }
+
+    /// The probe the VM tests use answers clearly, without a traceback, when
+    /// nobody serves a subject or the server refuses its reply inbox.
+    fn clear_answers(&self) -> Result<()> {
+        // A request a component may make, with replies on a prefix it may
+        // not subscribe to: refused (exit 5), naming the inbox.
+        let request = &self.matrix["allowed_request"][0];
+        let (user, subject) = (request[0].as_str().unwrap_or("ius"), request[1].as_str().unwrap_or(""));
+        let cases: [(&str, Vec<&str>, i32, &str); 3] = [
+            ("admin", vec!["ping", "cim-nobody"], 1, "only 0 of 1 cim-nobody instances answered"),
+            ("admin", vec!["request", "cim.service.nobody.x", "{}"], 1, "no responders"),
+            (user, vec!["--inbox-prefix", "_INBOX", "request", subject], 5, "subscription to \"_inbox."),
+        ];
+        for (user, args, expect, says) in cases {
+            let (code, stderr) = self.probe_status(user, &password_file(&self.work, user), &args)?;
+            ensure!(
+                code == Some(expect) && stderr.contains(says) && !stderr.contains("Traceback"),
+                "probe {args:?} as {user}: exit {code:?} (expected {expect}, saying “{says}”):\n{stderr}"
+            );
+        }
+        println!("nix: the probe reports no responders and a refused reply inbox clearly (no traceback)");
         Ok(())
     }
 
@@ -252,7 +416,7 @@ impl Live {
             nats.insert("url".into(), toml::Value::String(self.nats_url.clone()));
             nats.insert(
                 "password_file".into(),
-                toml::Value::String(self.work.join("secrets/admin").display().to_string()),
+                toml::Value::String(password_file(&self.work, "admin").display().to_string()),
             );
         }
         fs::write(&config, toml::to_string(&table)?)?;
@@ -264,53 +428,86 @@ impl Live {
     }
 }
 
-/// The host module's NATS configuration, moved to this machine: loopback,
-/// free ports, a fresh store directory, generated passwords added by the
-/// module's own jq filter (or the same in Rust without jq).
-fn nats_config(rendered: &Path, work: &Path, port: u16, monitor: u16) -> Result<Value> {
+/// Where the live check keeps `user`'s password: the file systemd would hand
+/// NATS as the credential `nats-password-<user>`.
+fn password_file(work: &Path, user: &str) -> PathBuf {
+    work.join("secrets").join(format!("nats-password-{user}"))
+}
+
+/// The host module's NATS configuration, moved to this machine (loopback,
+/// free ports, a fresh store directory), with generated passwords added by
+/// the module's own start script (`nats-start.sh`, `cim nats-config`), the
+/// secrets directory standing in for systemd's $CREDENTIALS_DIRECTORY.
+/// Returns the file and the users.
+fn nats_config(
+    rendered: &Path,
+    work: &Path,
+    path: &std::ffi::OsStr,
+    port: u16,
+    monitor: u16,
+) -> Result<(PathBuf, Vec<String>)> {
     let base_path = rendered.join("nats-base.json");
     let mut base: Value = serde_json::from_str(&fs::read_to_string(&base_path)?).context("nats-base.json")?;
     base["host"] = json!("127.0.0.1");
     base["port"] = json!(port);
     base["http"] = json!(format!("127.0.0.1:{monitor}"));
     base["jetstream"]["store_dir"] = json!(work.join("jetstream").display().to_string());
-    let account = base["accounts"]
+    let users: Vec<String> = base["accounts"]
         .as_object()
-        .and_then(|accounts| accounts.keys().next().cloned())
-        .context("nats-base.json has no account")?;
-    let users: Vec<String> = base["accounts"][&account]["users"]
-        .as_array()
-        .context("the account has no users")?
-        .iter()
+        .into_iter()
+        .flat_map(|accounts| accounts.values())
+        .flat_map(|account| account["users"].as_array().into_iter().flatten())
         .filter_map(|u| u["user"].as_str().map(str::to_owned))
         .collect();
+    ensure!(!users.is_empty(), "nats-base.json has no users");
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+    let mut passwords = Vec::new();
     for (i, user) in users.iter().enumerate() {
-        // Not secret: a throw-away server on loopback.
-        fs::write(work.join("secrets").join(user), format!("  pw-{user}-{nanos}-{i}\n"))?;
+        // Not secret: a throw-away server on loopback. Surrounded by white
+        // space, which both NATS's start script and the components trim.
+        let password = format!("pw-{user}-{nanos}-{i}");
+        fs::write(password_file(work, user), format!("  {password}\n"))?;
+        passwords.push(password);
     }
     let local = work.join("nats-local-base.json");
     fs::write(&local, serde_json::to_string(&base)?)?;
 
-    if on_path("jq") {
-        let mut jq = Command::new("jq");
-        jq.args(["--arg", "account", &account]);
-        for user in &users {
-            jq.args(["--rawfile", &format!("pw_{user}")]).arg(work.join("secrets").join(user));
-        }
-        jq.arg(fs::read_to_string(rendered.join("nats-passwords.jq"))?).arg(&local);
-        let out = output_of(&mut jq).context("the module's password filter fails in jq")?;
-        let config: Value = serde_json::from_str(&out)?;
-        println!("nix: the module's password filter (nats-passwords.jq) added {} passwords with jq", users.len());
-        Ok(config)
-    } else {
-        println!("nix: jq not found: adding the passwords in Rust instead of with nats-passwords.jq");
-        for entry in base["accounts"][&account]["users"].as_array_mut().into_iter().flatten() {
-            let user = entry["user"].as_str().unwrap_or_default().to_owned();
-            entry["password"] = json!(fs::read_to_string(work.join("secrets").join(&user))?.trim());
-        }
-        Ok(base)
+    let conf_path = work.join("nats.conf");
+    output_of(
+        Command::new("sh")
+            .arg(rendered.join("nats-start.sh"))
+            .arg(&local)
+            .arg(&conf_path)
+            .env("PATH", path)
+            .env("CREDENTIALS_DIRECTORY", work.join("secrets")),
+    )
+    .context("the module's NATS start script (nats-start.sh) fails")?;
+    let text = fs::read_to_string(&conf_path)?;
+    for (user, password) in users.iter().zip(&passwords) {
+        ensure!(!text.contains(password.as_str()), "{user}'s password is in plain text in the rendered nats.conf");
     }
+    let config: Value = serde_json::from_str(&text).context("the rendered nats.conf is not JSON")?;
+    let hashed = config["accounts"]
+        .as_object()
+        .into_iter()
+        .flat_map(|accounts| accounts.values())
+        .flat_map(|account| account["users"].as_array().into_iter().flatten())
+        .filter(|u| u["password"].as_str().is_some_and(|p| p.starts_with("$2a$11$")))
+        .count();
+    ensure!(hashed == users.len(), "{hashed} of {} users have a bcrypt (cost 11) password", users.len());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&conf_path)?.permissions().mode() & 0o777;
+        ensure!(mode == 0o600, "the rendered nats.conf has mode {mode:o}, not 600");
+    }
+    output_of(Command::new("nats-server").env("PATH", path).arg("-c").arg(&conf_path).arg("-t"))
+        .context("nats-server refuses the configuration the host module renders")?;
+    println!(
+        "nix: the module's start script (nats-start.sh) added {} bcrypt hashes, no password in plain text, mode 600",
+        users.len()
+    );
+    Ok((conf_path, users))
 }
 
 fn free_port() -> Result<u16> {

@@ -1,0 +1,9 @@
+#!/bin/sh
+# Rendered by the NixOS host module (nix/eval/rendered/README.md).
+set -eu
+dir=$(mktemp -d)
+for user in admin ius registry; do
+  printf 'placeholder-%s\n' "$user" > "$dir/nats-password-$user"
+done
+cim nats-config "$1" --credentials "$dir" --out "$dir/nats.conf"
+nats-server -t -c "$dir/nats.conf"
