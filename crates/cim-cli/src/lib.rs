@@ -17,7 +17,6 @@ mod events_cmd;
 pub mod exit;
 mod export;
 mod import;
-mod manifest;
 mod objects_cmd;
 mod output;
 mod registry_cmd;
