@@ -440,7 +440,7 @@ impl Scan {
         }
 
         let mut objects = std::mem::take(&mut self.objects);
-        objects.sort_unstable_by_key(|b| b.cid.to_bytes());
+        objects.sort_unstable_by_key(|b| b.cid);
         objects.dedup_by(|a, b| a.cid == b.cid);
         if let Some(block) = objects.iter().find(|b| !self.listed.contains(&b.cid)) {
             return Err(Error::InvalidBlock {
@@ -552,38 +552,43 @@ impl Checked {
         // Events the store holds already must be the archive's.
         let mut heads: Vec<Option<(u64, Digest)>> = vec![None; index.aggregates.len()];
         let mut present = 0;
-        let mut store_heads = futures::stream::iter(index.aggregates.clone().into_iter().enumerate())
-            .map(|(a, key)| async move { stores.events.head(&key).await.map(|head| (a, key, head)) })
-            .buffered(CONCURRENT_HEADS);
-        while let Some((a, aggregate, head)) = store_heads.try_next().await? {
-            let Some((version, head)) = head else { continue };
-            let chain = index.chain(a).to_vec();
-            let first = chain.first().map_or(1, |&i| index.events[i as usize].version);
-            if first <= version {
-                let query = AggregateQuery { from_version: first, to_version: Some(version), as_of: None };
-                let mut stored = stores.events.aggregate_events(&aggregate, query).await?;
-                let mut next = chain.iter();
-                while let Some(stored) = stored.try_next().await? {
-                    let Some(&i) = next.next() else { break };
-                    let event = &mut index.events[i as usize];
-                    if event.version != stored.version() {
-                        break;
+        {
+            let Index { events, aggregates, chains, starts } = &mut index;
+            let keys: &[AggregateKey] = aggregates;
+            // By number: a stream of futures over borrowed keys is not `Send`.
+            let mut store_heads = futures::stream::iter(0..keys.len())
+                .map(|a| async move { stores.events.head(&keys[a]).await.map(|head| (a, head)) })
+                .buffered(CONCURRENT_HEADS);
+            while let Some((a, head)) = store_heads.try_next().await? {
+                let aggregate = &keys[a];
+                let Some((version, head)) = head else { continue };
+                let chain = &chains[starts[a]..starts[a + 1]];
+                let first = chain.first().map_or(1, |&i| events[i as usize].version);
+                if first <= version {
+                    let query = AggregateQuery { from_version: first, to_version: Some(version), as_of: None };
+                    let mut stored = stores.events.aggregate_events(aggregate, query).await?;
+                    let mut next = chain.iter();
+                    while let Some(stored) = stored.try_next().await? {
+                        let Some(&i) = next.next() else { break };
+                        let event = &mut events[i as usize];
+                        if event.version != stored.version() {
+                            break;
+                        }
+                        if event.cid() != stored.event.cid {
+                            return Err(Error::ChainConflict {
+                                aggregate: aggregate.clone(),
+                                version: stored.version(),
+                                store: stored.event.cid,
+                                archive: event.cid(),
+                            });
+                        }
+                        event.state = State::Present;
+                        present += 1;
                     }
-                    if event.cid() != stored.event.cid {
-                        return Err(Error::ChainConflict {
-                            aggregate,
-                            version: stored.version(),
-                            store: stored.event.cid,
-                            archive: event.cid(),
-                        });
-                    }
-                    event.state = State::Present;
-                    present += 1;
                 }
+                heads[a] = Some((version, cim_cid::sha256_digest(&head)?));
             }
-            heads[a] = Some((version, cim_cid::sha256_digest(&head)?));
         }
-        drop(store_heads);
 
         // The rest, parents first, checked as they would be appended.
         let order = parents_first(&mut index)?;
