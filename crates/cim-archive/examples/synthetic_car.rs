@@ -20,7 +20,7 @@ use cim_cid::{AggregateKey, Cid, EventEnvelope, Ipld, NewEvent, Timestamp};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 /// Calls `each` with every event's CID and bytes, in file order.
-fn generate(events: u64, aggregates: u64, mut each: impl FnMut(u64, Cid, Vec<u8>)) -> Vec<(u64, Cid)> {
+fn generate(events: u64, aggregates: u64, mut each: impl FnMut(Cid, Vec<u8>)) -> Vec<(u64, Cid)> {
     let keys: Vec<AggregateKey> =
         (0..aggregates).map(|a| AggregateKey::new("bench", format!("a{a}")).expect("valid key")).collect();
     let mut heads: Vec<(u64, Option<Cid>)> = vec![(0, None); aggregates as usize];
@@ -36,7 +36,7 @@ fn generate(events: u64, aggregates: u64, mut each: impl FnMut(u64, Cid, Vec<u8>
         let envelope = EventEnvelope::chained(&keys[a], version + 1, prev, event).expect("valid event");
         let (cid, bytes) = envelope.encode().expect("encodes");
         heads[a] = (version + 1, Some(cid));
-        each(n, cid, bytes);
+        each(cid, bytes);
     }
     heads.into_iter().map(|(version, cid)| (version, cid.expect("every aggregate has events"))).collect()
 }
@@ -50,7 +50,7 @@ async fn main() -> std::io::Result<()> {
     let aggregates: u64 = args.next().and_then(|n| n.parse().ok()).expect(usage);
     assert!(aggregates > 0 && events >= aggregates, "{usage}: at least one event per aggregate");
 
-    let heads = generate(events, aggregates, |_, _, _| {});
+    let heads = generate(events, aggregates, |_, _| {});
     let mut heads: Vec<Head> = heads
         .into_iter()
         .enumerate()
@@ -73,7 +73,7 @@ async fn main() -> std::io::Result<()> {
     write_header(&mut out, &[root]).await?;
     write_block(&mut out, &root, &bytes).await?;
     let mut blocks = Vec::new();
-    generate(events, aggregates, |_, cid, bytes| blocks.push((cid, bytes)));
+    generate(events, aggregates, |cid, bytes| blocks.push((cid, bytes)));
     for (cid, bytes) in blocks {
         write_block(&mut out, &cid, &bytes).await?;
     }

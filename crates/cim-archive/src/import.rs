@@ -790,3 +790,81 @@ fn cannot_open(path: &Path) -> String {
 fn cannot_read(path: &Path) -> String {
     format!("cannot read {}", path.display())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(n: u8) -> Digest {
+        [n; DIGEST_LEN]
+    }
+
+    /// An event `n` of `aggregate` (an index into `keys`) at `version`.
+    fn entry(n: u8, aggregate: u32, version: u64, parents: &[u8]) -> EventEntry {
+        EventEntry {
+            digest: digest(n),
+            offset: u64::from(n),
+            parents: parents.iter().map(|&p| digest(p)).collect(),
+            version,
+            len: 1,
+            aggregate,
+            state: State::Pending,
+        }
+    }
+
+    fn keys() -> Vec<AggregateKey> {
+        ["b/1", "a/1", "c/1"].iter().map(|k| k.parse().expect("valid")).collect()
+    }
+
+    fn order(index: &Index, order: &[u32]) -> Vec<u8> {
+        order.iter().map(|&i| index.events[i as usize].digest[0]).collect()
+    }
+
+    #[test]
+    fn the_index_sorts_aggregates_and_chains_and_drops_empty_aggregates() {
+        // b/1 has 3 then 1; a/1 has 2; c/1 has nothing.
+        let index = build_index(vec![entry(3, 0, 2, &[]), entry(2, 1, 1, &[]), entry(1, 0, 1, &[])], keys());
+        assert_eq!(index.aggregates, keys()[..2].iter().rev().cloned().collect::<Vec<_>>());
+        let chain = |a| index.chain(a).iter().map(|&i| index.events[i as usize].digest[0]).collect::<Vec<_>>();
+        assert_eq!((chain(0), chain(1)), (vec![2], vec![1, 3]));
+        assert_eq!(index.aggregate("b", "1"), Some(1));
+        assert_eq!(index.aggregate("c", "1"), None);
+    }
+
+    #[test]
+    fn events_are_ordered_parents_first_staying_with_an_aggregate() {
+        // b/1: 1, 3 (caused by 2), 4; a/1: 2 (caused by 1), 5 (caused by 4).
+        let mut events = vec![
+            entry(1, 0, 1, &[]),
+            entry(3, 0, 2, &[2]),
+            entry(4, 0, 3, &[]),
+            entry(2, 1, 1, &[1]),
+            entry(5, 1, 2, &[4]),
+        ];
+        events.sort_unstable_by_key(|e| e.digest);
+        let mut index = build_index(events, keys());
+        let placed = parents_first(&mut index).expect("orderable");
+        assert_eq!(order(&index, &placed), [1, 2, 3, 4, 5]);
+        // A batch is a run of one aggregate.
+        assert_eq!(batch_end(&index, &placed, 0), 1);
+        assert_eq!(batch_end(&index, &placed, 2), 4);
+
+        // Events the store holds are not placed, nor waited for.
+        let mut events = vec![entry(1, 0, 1, &[]), entry(2, 1, 1, &[1]), entry(3, 0, 2, &[2])];
+        events.sort_unstable_by_key(|e| e.digest);
+        let mut index = build_index(events, keys());
+        let first = index.find(&digest(1)).expect("indexed");
+        index.events[first].state = State::Present;
+        let placed = parents_first(&mut index).expect("orderable");
+        assert_eq!(order(&index, &placed), [2, 3]);
+    }
+
+    #[test]
+    fn events_waiting_on_each_other_cannot_be_ordered() {
+        let mut events = vec![entry(1, 0, 1, &[2]), entry(2, 1, 1, &[1])];
+        events.sort_unstable_by_key(|e| e.digest);
+        let mut index = build_index(events, keys());
+        let Err(Error::Unorderable(stuck)) = parents_first(&mut index) else { panic!("ordered a cycle") };
+        assert_eq!(stuck.len(), 2);
+    }
+}
