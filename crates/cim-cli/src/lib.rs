@@ -17,7 +17,6 @@ mod events_cmd;
 pub mod exit;
 mod export;
 mod import;
-mod manifest;
 mod nats_config_cmd;
 mod objects_cmd;
 mod output;

@@ -1,4 +1,4 @@
-//! The export manifest: the DAG-CBOR root block of every CAR `cim export`
+//! The export manifest: the DAG-CBOR root block of every archive an export
 //! writes (specified in `docs/spec/car-export.md`). It says what was
 //! selected and links every aggregate's head and every object, so an IPLD
 //! tool can walk the whole archive from the root, and an importer can tell
@@ -6,6 +6,8 @@
 
 use cim_cid::{Cid, Ipld, Timestamp};
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
 
 /// Value of the manifest's `format` field.
 pub const EXPORT_FORMAT: &str = "cim-export-v1";
@@ -71,18 +73,21 @@ pub struct NameHead {
 
 impl Manifest {
     /// Canonical DAG-CBOR bytes and CID.
-    pub fn encode(&self) -> anyhow::Result<(Cid, Vec<u8>)> {
+    pub fn encode(&self) -> Result<(Cid, Vec<u8>)> {
         Ok(cim_cid::encode_dag_cbor(self)?)
     }
 
-    /// Decodes and checks a manifest block.
-    pub fn decode(bytes: &[u8]) -> anyhow::Result<Self> {
-        let manifest: Self = cim_cid::decode_dag_cbor("export manifest", bytes)?;
-        anyhow::ensure!(
-            manifest.format == EXPORT_FORMAT,
-            "unknown export format {:?}, expected {EXPORT_FORMAT:?}",
-            manifest.format
-        );
+    /// Decodes and checks the manifest block `root`.
+    pub fn decode(root: &Cid, bytes: &[u8]) -> Result<Self> {
+        let not_a_manifest = |reason: String| Error::NotAManifest { root: *root, reason };
+        let manifest: Self =
+            cim_cid::decode_dag_cbor("export manifest", bytes).map_err(|e| not_a_manifest(e.to_string()))?;
+        if manifest.format != EXPORT_FORMAT {
+            return Err(not_a_manifest(format!(
+                "unknown export format {:?}, expected {EXPORT_FORMAT:?}",
+                manifest.format
+            )));
+        }
         Ok(manifest)
     }
 }
@@ -115,8 +120,10 @@ mod tests {
         };
         let (cid, bytes) = manifest.encode().expect("encode");
         assert_eq!(cid, cim_cid::dag_cbor_cid(&bytes));
-        assert_eq!(Manifest::decode(&bytes).expect("decode"), manifest);
+        assert_eq!(Manifest::decode(&cid, &bytes).expect("decode"), manifest);
         let wrong = Manifest { format: "other".to_owned(), ..manifest };
-        assert!(Manifest::decode(&wrong.encode().expect("encode").1).is_err());
+        let (cid, bytes) = wrong.encode().expect("encode");
+        let error = Manifest::decode(&cid, &bytes).expect_err("another format");
+        assert!(matches!(error, Error::NotAManifest { root, .. } if root == cid), "{error}");
     }
 }
