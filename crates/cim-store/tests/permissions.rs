@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cim_store::{AggregateQuery, Error, EventStore, ExpectedVersion, StoreConfig};
+use cim_store::{AggregateQuery, Error, EventStore, ExpectedVersion, ObjectStore, StoreConfig};
 use cim_test_support::NatsServer;
 use cim_wire::{NatsConfig, connect_options, server_addrs};
 use serde_json::json;
@@ -12,7 +12,8 @@ use serde_json::json;
 use crate::common::{event, key};
 
 /// `reader` may not create consumers; `writer` may not publish events of
-/// orders. Both may do everything else.
+/// orders; `component` may not create or update streams. Each may do
+/// everything else.
 const USERS: &str = r#"
 accounts {
   A {
@@ -21,6 +22,7 @@ accounts {
       { user: admin, password: admin-pw }
       { user: reader, password: reader-pw, permissions: { publish: { allow: [">"], deny: ["$JS.API.CONSUMER.CREATE.>"] }, subscribe: [">"] } }
       { user: writer, password: writer-pw, permissions: { publish: { allow: [">"], deny: ["cim.events.order.>"] }, subscribe: [">"] } }
+      { user: component, password: component-pw, permissions: { publish: { allow: [">"], deny: ["$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>"] }, subscribe: [">"] } }
     ]
   }
 }
@@ -29,6 +31,11 @@ accounts {
 /// A connection whose permission denials reach `cim_wire::denials`, as
 /// every CIM process connects.
 async fn connect(server: &NatsServer, user: &str) -> async_nats::Client {
+    connect_waiting(server, user, NatsConfig::default().request_timeout_secs).await
+}
+
+/// As [`connect`], with requests timing out after `request_timeout_secs`.
+async fn connect_waiting(server: &NatsServer, user: &str, request_timeout_secs: u64) -> async_nats::Client {
     let dir = tempfile::tempdir().expect("tempdir");
     let password = dir.path().join("pw");
     std::fs::write(&password, format!("{user}-pw\n")).expect("password file");
@@ -36,6 +43,7 @@ async fn connect(server: &NatsServer, user: &str) -> async_nats::Client {
         url: vec![server.url()],
         user: Some(user.to_owned()),
         password_file: Some(password),
+        request_timeout_secs,
         ..NatsConfig::default()
     };
     let options = connect_options(&config, "cim-store-test", |_| {}).await.expect("options");
@@ -77,4 +85,27 @@ async fn refused_requests_fail_at_once_as_permission_denied() {
     assert!(!error.is_retryable(), "{error}");
     writer.append(&key("stock", "1"), ExpectedVersion::Exact(0), vec![event("Moved", json!({}))]).await.unwrap();
     assert_eq!(admin.head(&order).await.unwrap().map(|(version, _)| version), Some(1), "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_user_that_may_not_create_streams_opens_the_stores_without_waiting_out_a_timeout() {
+    let server = NatsServer::builder().config_extra(USERS).start().await;
+    let admin = connect(&server, "admin").await;
+    EventStore::open(admin.clone(), StoreConfig::default()).await.unwrap();
+    ObjectStore::open(admin, &StoreConfig::default()).await.unwrap();
+
+    // Were the refused creation waited for, each open would take the
+    // request timeout: far longer than the bound.
+    let component = connect_waiting(&server, "component", 600).await;
+    let store = tokio::time::timeout(HANG, EventStore::open(component.clone(), StoreConfig::default()))
+        .await
+        .expect("the open does not wait out the request timeout")
+        .unwrap();
+    store.append(&key("stock", "1"), ExpectedVersion::Exact(0), vec![event("Moved", json!({}))]).await.unwrap();
+    let objects = tokio::time::timeout(HANG, ObjectStore::open(component, &StoreConfig::default()))
+        .await
+        .expect("the open does not wait out the request timeout")
+        .unwrap();
+    let cid = objects.put_bytes(b"content").await.unwrap();
+    assert_eq!(objects.get_bytes(&cid).await.unwrap(), b"content");
 }
