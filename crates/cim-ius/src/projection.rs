@@ -39,8 +39,8 @@ struct Units {
 }
 
 impl FollowerState for Units {
-    fn apply(&mut self, events: &[StoredEvent], problems: &mut Vec<Problem>) {
-        for stored in events {
+    fn apply(&mut self, events: Vec<StoredEvent>, problems: &mut Vec<Problem>) {
+        for stored in &events {
             if let Err(reason) = apply_stored(self, stored) {
                 problems.push(Problem::Rejected { seq: stored.seq, cid: stored.event.cid, reason });
             }

@@ -53,13 +53,14 @@ const MIN_PROBE_TIME: Duration = Duration::from_millis(500);
 /// State that a [`Follower`] builds from the event stream.
 ///
 /// `apply` is called with verified events in stream order, under the
-/// follower's write lock; events the state cannot apply are left out and
+/// follower's write lock; the state owns them (to keep, or to drop as soon
+/// as each is applied). Events the state cannot apply are left out and
 /// reported in `problems` (usually as [`Problem::Rejected`], or
 /// [`Problem::Chain`]). An event may be applied twice when the state was also
 /// given it through [`Follower::apply_now`]: the state must recognise it.
 pub trait FollowerState: Send + Sync + 'static {
     /// Applies a chunk of verified events, in stream order.
-    fn apply(&mut self, events: &[StoredEvent], problems: &mut Vec<Problem>);
+    fn apply(&mut self, events: Vec<StoredEvent>, problems: &mut Vec<Problem>);
 }
 
 /// Which events a follower reads.
@@ -248,7 +249,7 @@ impl<S: FollowerState> Follower<S> {
     /// recognise them). Does not move [`Follower::applied_seq`].
     pub fn apply_now(&self, events: &[StoredEvent]) {
         let mut found = Vec::new();
-        self.shared.core.state.write().expect("follower state lock").apply(events, &mut found);
+        self.shared.core.state.write().expect("follower state lock").apply(events.to_vec(), &mut found);
         self.shared.core.record(found);
         self.shared.core.progress.send_modify(|progress| progress.changes += 1);
     }
@@ -458,8 +459,8 @@ async fn feed_state<S: FollowerState>(
             found.extend(problem);
         }
         if !batch.is_empty() {
-            core.state.write().expect("follower state lock").apply(&batch, &mut found);
-            batch.clear();
+            let events = std::mem::replace(&mut batch, Vec::with_capacity(APPLY_CHUNK));
+            core.state.write().expect("follower state lock").apply(events, &mut found);
         }
         core.record(std::mem::take(&mut found));
         core.progress.send_if_modified(|progress| {

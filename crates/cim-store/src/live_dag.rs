@@ -29,7 +29,9 @@ pub struct LiveDag {
 /// Events that break their chain become [`Problem::Chain`]; an event the DAG
 /// cannot index at all (its limits) becomes [`Problem::Rejected`].
 impl FollowerState for MerkleDag {
-    fn apply(&mut self, events: &[StoredEvent], problems: &mut Vec<Problem>) {
+    fn apply(&mut self, events: Vec<StoredEvent>, problems: &mut Vec<Problem>) {
+        // Each event is dropped as soon as it is in the DAG, while its
+        // memory is still in cache.
         for stored in events {
             match self.insert(&stored.event, stored.seq) {
                 Ok(_) => {}

@@ -26,8 +26,8 @@ struct Seen {
 }
 
 impl FollowerState for Seen {
-    fn apply(&mut self, events: &[StoredEvent], problems: &mut Vec<Problem>) {
-        for stored in events {
+    fn apply(&mut self, events: Vec<StoredEvent>, problems: &mut Vec<Problem>) {
+        for stored in &events {
             let envelope = &stored.event.envelope;
             if envelope.aggregate_id() == "bad" {
                 problems.push(Problem::Rejected {
