@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::common::{event, key};
 
 /// `reader` may not create consumers; `writer` may not publish events of
-/// orders; `component` may not create or update streams. Each may do
+/// orders nor object chunks; `component` may not create or update streams. Each may do
 /// everything else.
 const USERS: &str = r#"
 accounts {
@@ -21,7 +21,7 @@ accounts {
     users: [
       { user: admin, password: admin-pw }
       { user: reader, password: reader-pw, permissions: { publish: { allow: [">"], deny: ["$JS.API.CONSUMER.CREATE.>"] }, subscribe: [">"] } }
-      { user: writer, password: writer-pw, permissions: { publish: { allow: [">"], deny: ["cim.events.order.>"] }, subscribe: [">"] } }
+      { user: writer, password: writer-pw, permissions: { publish: { allow: [">"], deny: ["cim.events.order.>", "$O.cim-objects.C.>"] }, subscribe: [">"] } }
       { user: component, password: component-pw, permissions: { publish: { allow: [">"], deny: ["$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>"] }, subscribe: [">"] } }
     ]
   }
@@ -85,6 +85,12 @@ async fn refused_requests_fail_at_once_as_permission_denied() {
     assert!(!error.is_retryable(), "{error}");
     writer.append(&key("stock", "1"), ExpectedVersion::Exact(0), vec![event("Moved", json!({}))]).await.unwrap();
     assert_eq!(admin.head(&order).await.unwrap().map(|(version, _)| version), Some(1), "nothing was stored");
+
+    // Writing an object is refused at its first chunk.
+    let objects = ObjectStore::open(connect(&server, "writer").await, &StoreConfig::default()).await.unwrap();
+    let error = tokio::time::timeout(HANG, objects.put_bytes(b"not allowed")).await.expect("the put ends").unwrap_err();
+    let Error::PermissionDenied { subject, .. } = &error else { panic!("expected a permission denial, got {error}") };
+    assert!(subject.starts_with("$O.cim-objects.C."), "{subject}");
 }
 
 #[tokio::test]
