@@ -190,8 +190,8 @@ impl EventStore {
 }
 
 impl<S: FollowerState> Follower<S> {
-    /// How long [`Follower::catch_up`]'s callers inside the store, and the
-    /// rebuild at start, wait without progress before reporting a stall.
+    /// How long the rebuild at start (and [`crate::LiveDag::catch_up`]) may
+    /// make no progress before it fails with [`Error::Stalled`].
     pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(30);
 
     /// Starts following `feed`, with the state `init` makes from the
