@@ -397,7 +397,14 @@ impl Publisher {
         let total: usize = appends.iter().map(|p| p.events.len()).sum();
         if total > 1 {
             let staged = self.stage(appends).await?;
-            return stored_seqs(appends, self.commit(staged).await?.await);
+            let ack = self.commit(staged).await?;
+            let ack = match appends {
+                // The server acknowledges nothing it refused: it only says so
+                // on the connection. Stop waiting when it does.
+                [one] => unless_denied(&one.subject, ack).await?,
+                _ => ack.await,
+            };
+            return stored_seqs(appends, ack);
         }
         let p = appends[0];
         let (event, bytes) = &p.events[0];
@@ -409,9 +416,8 @@ impl Publisher {
             .js
             .send_publish(p.subject.clone(), message)
             .await
-            .map_err(|e| Error::nats("publishing an event", e))?
-            .await;
-        match ack {
+            .map_err(|e| Error::nats("publishing an event", e))?;
+        match unless_denied(&p.subject, ack).await? {
             // A duplicate means an earlier attempt stored it; report it as
             // rejected so the caller confirms what is stored.
             Ok(ack) if ack.duplicate => Ok(None),
@@ -545,5 +551,16 @@ fn translate_publish_error(error: jetstream::context::PublishError) -> Error {
             Error::nats("publishing an event", "the event stream does not exist (was it deleted?)")
         }
         _ => Error::nats("publishing an event", error),
+    }
+}
+
+/// Awaits an acknowledgement unless the server reports that it refused
+/// `subject` to this user first: then the append fails with
+/// [`Error::PermissionDenied`] rather than waiting out the ack timeout.
+async fn unless_denied(subject: &Subject, ack: AckFuture) -> Result<AckResult> {
+    match crate::retry::unless_denied(subject.as_str(), ack.into_future()).await {
+        Ok(ack) => Ok(Ok(ack)),
+        Err(crate::retry::Failure::Failed(error)) => Ok(Err(error)),
+        Err(crate::retry::Failure::Denied(denied)) => Err(Error::nats("publishing an event", denied)),
     }
 }

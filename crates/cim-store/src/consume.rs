@@ -54,9 +54,15 @@ pub(crate) async fn ordered_messages(
     // its inactivity threshold.
     let name = format!("cim-read-{}", nuid::next());
     let config = OrderedConfig { name: Some(name.clone()), ..config };
-    let consumer = retry::while_unavailable(|| stream.create_consumer(config.clone()), retry::consumer_unavailable)
-        .await
-        .map_err(|e| Error::nats("creating an ordered consumer", e))?;
+    let subject = format!(
+        "$JS.API.CONSUMER.CREATE.{}.{name}{}",
+        stream.cached_info().config.name,
+        if filter.is_empty() { String::new() } else { format!(".{filter}") }
+    );
+    let consumer =
+        retry::while_unavailable(&subject, || stream.create_consumer(config.clone()), retry::consumer_unavailable)
+            .await
+            .map_err(|e| Error::nats("creating an ordered consumer", e))?;
     let cleanup = DeleteOnDrop { stream: stream.clone(), name };
     if end != End::Never && consumer.cached_info().num_pending == 0 {
         return Ok(futures::stream::empty().boxed());

@@ -8,13 +8,14 @@
 //! a lagging replica is the likely cause). So the point reads of a replicated stream go
 //! to the stream leader (`$JS.API.STREAM.MSG.GET`), which holds every
 //! acknowledged message. Either way, while no server can answer (see
-//! [`retry`]), the read is retried rather than failed.
+//! [`retry`]), the read is retried rather than failed; a read the server
+//! refuses to this user fails at once.
 
 use async_nats::StatusCode;
 use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::{DirectGetError, DirectGetErrorKind, RawMessageError, RawMessageErrorKind, Stream};
 
-use crate::retry;
+use crate::retry::{self, Failure};
 
 /// Which message a direct get asks for.
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +29,7 @@ pub(crate) enum Lookup<'a> {
 }
 
 /// The message `lookup` names, or `None` if the stream has no such message.
+/// A refused request fails as [`retry::Denied`].
 pub(crate) async fn get(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<StreamMessage>, async_nats::Error> {
     if stream.cached_info().config.num_replicas > 1 {
         Ok(from_leader(stream, lookup).await?)
@@ -36,7 +38,12 @@ pub(crate) async fn get(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<St
     }
 }
 
-async fn direct(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<StreamMessage>, DirectGetError> {
+async fn direct(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<StreamMessage>, Failure<DirectGetError>> {
+    let name = &stream.cached_info().config.name;
+    let subject = match lookup {
+        Lookup::LastFor(subject) => format!("$JS.API.DIRECT.GET.{name}.{subject}"),
+        Lookup::Seq(_) | Lookup::NextFor(..) => format!("$JS.API.DIRECT.GET.{name}"),
+    };
     let request = || async move {
         match lookup {
             Lookup::Seq(seq) => stream.direct_get(seq).await,
@@ -44,14 +51,15 @@ async fn direct(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<StreamMess
             Lookup::NextFor(subject, from) => stream.direct_get_next_for_subject(subject, Some(from)).await,
         }
     };
-    match retry::while_unavailable(request, |e: &DirectGetError| is_unavailable(&e.kind())).await {
+    match retry::while_unavailable(&subject, request, |e: &DirectGetError| is_unavailable(&e.kind())).await {
         Ok(message) => Ok(Some(message)),
-        Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+        Err(Failure::Failed(e)) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-async fn from_leader(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<StreamMessage>, RawMessageError> {
+async fn from_leader(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<StreamMessage>, Failure<RawMessageError>> {
+    let subject = format!("$JS.API.STREAM.MSG.GET.{}", stream.cached_info().config.name);
     let request = || async move {
         let builder = stream.raw_message_builder();
         let builder = match lookup {
@@ -61,9 +69,9 @@ async fn from_leader(stream: &Stream, lookup: Lookup<'_>) -> Result<Option<Strea
         };
         builder.send().await
     };
-    match retry::while_unavailable(request, retry::leader_get_unavailable).await {
+    match retry::while_unavailable(&subject, request, retry::leader_get_unavailable).await {
         Ok(message) => Ok(Some(message)),
-        Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(Failure::Failed(e)) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
         Err(e) => Err(e),
     }
 }

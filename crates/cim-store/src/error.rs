@@ -120,6 +120,31 @@ pub enum Error {
     /// Reading the input of an object put failed.
     #[error("reading object input: {0}")]
     Io(#[from] std::io::Error),
+    /// The server refused this connection's user a request (its
+    /// permissions do not allow the subject). Not retryable: asking again
+    /// is refused again.
+    #[error("{op}: the server refused {subject} to this user (permission denied)")]
+    PermissionDenied {
+        /// The operation that was refused.
+        op: &'static str,
+        /// The subject the server refused.
+        subject: String,
+    },
+    /// A [`Follower`](crate::Follower) did not reach a stream position: its
+    /// feed made no progress towards it for `waited`.
+    #[error(
+        "following the event stream: at stream sequence {applied}, short of {position}, with no progress for {waited:?}: {cause}"
+    )]
+    Stalled {
+        /// The position waited for.
+        position: u64,
+        /// The position the follower has applied.
+        applied: u64,
+        /// How long it made no progress.
+        waited: std::time::Duration,
+        /// Why, as far as the server tells.
+        cause: crate::StallCause,
+    },
     /// NATS or JetStream failed; `op` says what the store was doing.
     #[error("{op}: {source}")]
     Nats {
@@ -132,15 +157,24 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps a NATS client error with the operation it interrupted.
+    /// Wraps a NATS client error with the operation it interrupted; a
+    /// refused request becomes [`Error::PermissionDenied`].
     pub(crate) fn nats(op: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self::Nats { op, source: source.into() }
+        match source.into().downcast::<crate::retry::Denied>() {
+            Ok(denied) => Self::PermissionDenied { op, subject: denied.subject },
+            Err(source) => Self::Nats { op, source },
+        }
     }
 
     /// True when retrying the same command may succeed: a conflict (after
-    /// re-reading) or a transient NATS failure.
+    /// re-reading), a transient NATS failure, or a follower that stalled
+    /// while its feed is still running. A permission denial is not.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::ConcurrencyConflict { .. } | Self::Nats { .. })
+        match self {
+            Self::ConcurrencyConflict { .. } | Self::Nats { .. } => true,
+            Self::Stalled { cause, .. } => !matches!(cause, crate::StallCause::FeedEnded { .. }),
+            _ => false,
+        }
     }
 }
 

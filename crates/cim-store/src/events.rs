@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
@@ -17,6 +16,7 @@ use crate::direct::{self, Lookup};
 use crate::live_dag::LiveDag;
 use crate::message::decode_stream_message;
 use crate::read::AggregateQuery;
+use crate::retry::{self, Failure, Policy};
 use crate::{Error, Result, StoreConfig, provision};
 
 /// The version an append expects its aggregate to be at.
@@ -75,8 +75,6 @@ struct Head {
 /// Heads this process saw last: only a hint that saves a lookup before an
 /// append. The server's expected-sequence check is what enforces order.
 const HEAD_HINTS: usize = 100_000;
-/// How often an append retries when the connection fails mid-commit.
-const TRANSIENT_RETRIES: u32 = 8;
 /// How often an [`ExpectedVersion::Any`] append retries after losing a race.
 const RACE_RETRIES: u32 = 32;
 
@@ -309,25 +307,33 @@ impl EventStore {
 
     /// Commits one prepared append. `Some((seqs, already_stored))` when its
     /// events are stored, `None` when the head moved under it.
+    ///
+    /// A commit that fails on the connection is sent again under
+    /// [`Policy::TRANSIENT`]: the append may or may not be stored, and sending
+    /// the identical bytes again is safe — the server deduplicates by event
+    /// CID and checks the expected sequence. A publish the server refuses to
+    /// this user fails at once with [`Error::PermissionDenied`].
     async fn commit(&self, prepared: &Arc<Prepared>) -> Result<Option<(Vec<u64>, bool)>> {
-        let mut attempt = 0;
-        loop {
-            match self.inner.committer.commit(prepared.clone()).await {
-                Ok(Outcome::Stored(seqs)) => return Ok(Some((seqs, false))),
-                Ok(Outcome::Rejected) => {
-                    return Ok(self.inner.publisher.landed(prepared).await?.map(|seqs| (seqs, true)));
-                }
-                // The connection failed: the append may or may not be stored.
-                // Sending the identical bytes again is safe — the server
-                // deduplicates by event CID and checks the expected sequence.
-                Err(error @ Error::Nats { .. }) if attempt < TRANSIENT_RETRIES => {
-                    attempt += 1;
-                    let delay = Duration::from_millis(100 << attempt.min(5));
-                    debug!(%error, attempt, ?delay, "commit failed; retrying the same events");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(error) => return Err(error),
+        let subject = prepared.subject.as_str();
+        let attempt = move || async move {
+            match retry::unless_denied(subject, self.inner.committer.commit(prepared.clone())).await {
+                Ok(outcome) => Ok(outcome),
+                Err(Failure::Failed(error)) => Err(error),
+                Err(Failure::Denied(denied)) => Err(Error::nats("appending events", denied)),
             }
+        };
+        let outcome = Policy::TRANSIENT
+            .retry(attempt, |error| {
+                let retry = matches!(error, Error::Nats { .. });
+                if retry {
+                    debug!(%error, "commit failed; retrying the same events");
+                }
+                retry
+            })
+            .await?;
+        match outcome {
+            Outcome::Stored(seqs) => Ok(Some((seqs, false))),
+            Outcome::Rejected => Ok(self.inner.publisher.landed(prepared).await?.map(|seqs| (seqs, true))),
         }
     }
 

@@ -14,7 +14,11 @@
 //!   atomic batch); the message id of every event is its CID, so a retried
 //!   append is stored once.
 //! - The MerkleDAG is rebuilt from the first event at every start with an
-//!   ephemeral ordered consumer — never a durable one.
+//!   ephemeral ordered consumer — never a durable one. It is one
+//!   [`Follower`]: the shared way to build a state from the stream and keep
+//!   it current, which components' projections use too.
+//! - Retries follow one [`retry::Policy`]; a request the server refuses to
+//!   this user fails at once with [`Error::PermissionDenied`].
 //!
 //! The stream, subjects, headers and buckets are specified in
 //! `docs/spec/jetstream.md`.
@@ -25,6 +29,7 @@ mod consume;
 mod direct;
 mod error;
 mod events;
+mod follow;
 mod kv;
 mod live_dag;
 mod message;
@@ -32,12 +37,13 @@ mod named;
 mod objects;
 mod provision;
 mod read;
-mod retry;
+pub mod retry;
 mod verify;
 
 pub use config::{CommitMode, MAX_BATCH_EVENTS, Names, StoreConfig};
 pub use error::{Error, Result};
 pub use events::{Appended, AppendedEvent, EventStore, ExpectedVersion};
+pub use follow::{Feed, Follower, FollowerState, StallCause};
 pub use kv::{KvBucket, KvChange, KvOptions};
 pub use live_dag::LiveDag;
 pub use message::StoredEvent;

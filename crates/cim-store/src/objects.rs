@@ -31,6 +31,7 @@ use tracing::warn;
 
 use crate::consume::{End, ordered_messages};
 use crate::direct::{self, Lookup};
+use crate::retry::{self, Failure};
 use crate::{Error, Result, StoreConfig, provision};
 
 /// Chunks requested from the server at a time when reading an object, so a
@@ -168,7 +169,9 @@ impl ObjectStore {
                 .send_publish(subject.to_owned(), PublishMessage::build().payload(chunk))
                 .await
                 .map_err(|e| Error::nats("publishing an object chunk", e))?;
-            in_flight.push_back(ack.into_future());
+            // A user that may not write objects gets no acknowledgement,
+            // only a denial on the connection: that ends the put at once.
+            in_flight.push_back(retry::unless_denied(subject, ack.into_future()));
             if in_flight.len() >= self.inner.put_window {
                 in_flight
                     .next()
@@ -230,10 +233,10 @@ impl ObjectStore {
             .send_publish(self.meta_subject(&cid), message)
             .await
             .map_err(|e| Error::nats("publishing object metadata", e))?;
-        match ack.await {
+        match retry::unless_denied(&self.meta_subject(&cid), ack.into_future()).await {
             Ok(_) => Ok(info),
             // Another writer stored the same content a moment ago.
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+            Err(Failure::Failed(e)) if e.kind() == PublishErrorKind::WrongLastSequence => {
                 self.meta_message(&cid).await?.map(|(_, info)| info).ok_or(Error::ObjectNotFound(cid))
             }
             Err(e) => Err(Error::nats("publishing object metadata", e)),

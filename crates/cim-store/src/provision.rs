@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, object_store as nats_objects, stream};
 use tracing::{info, warn};
 
-use crate::{Error, Result, StoreConfig};
+use crate::{Error, Result, StoreConfig, retry};
 
 /// The event stream's configuration: file storage, no age, count or size
 /// limit (events are kept until safely tiered), refuse rather than discard
@@ -38,7 +38,10 @@ pub fn events_stream_config(config: &StoreConfig) -> stream::Config {
 /// Opens the event stream, creating it or enabling what the store needs.
 pub async fn events_stream(js: &jetstream::Context, config: &StoreConfig) -> Result<stream::Stream> {
     let wanted = events_stream_config(config);
-    if let Ok(stream) = js.create_stream(wanted.clone()).await {
+    // A user that may not create streams (a component, under least
+    // privilege) is refused at once rather than after the request timeout.
+    let create = format!("$JS.API.STREAM.CREATE.{}", wanted.name);
+    if let Ok(stream) = retry::unless_denied(&create, js.create_stream(wanted.clone())).await {
         return Ok(stream);
     }
     let mut stream = js.get_stream(&wanted.name).await.map_err(|e| Error::nats("opening the event stream", e))?;
@@ -73,7 +76,10 @@ pub async fn events_stream(js: &jetstream::Context, config: &StoreConfig) -> Res
             ..existing
         };
         info!(stream = %wanted.name, "updating the event stream's configuration");
-        js.update_stream(updated).await.map_err(|e| Error::nats("updating the event stream's configuration", e))?;
+        let update = format!("$JS.API.STREAM.UPDATE.{}", wanted.name);
+        retry::unless_denied(&update, js.update_stream(updated))
+            .await
+            .map_err(|e| Error::nats("updating the event stream's configuration", e))?;
     }
     Ok(stream)
 }
@@ -84,15 +90,18 @@ pub async fn objects_bucket(
     config: &StoreConfig,
 ) -> Result<(nats_objects::ObjectStore, stream::Stream)> {
     let bucket = config.names().objects_bucket;
-    let created = js
-        .create_object_store(nats_objects::Config {
+    let create = format!("$JS.API.STREAM.CREATE.OBJ_{bucket}");
+    let created = retry::unless_denied(
+        &create,
+        js.create_object_store(nats_objects::Config {
             bucket: bucket.clone(),
             description: Some("CIM content-addressed objects, named by CID".to_owned()),
             storage: stream::StorageType::File,
             num_replicas: config.replicas,
             ..Default::default()
-        })
-        .await;
+        }),
+    )
+    .await;
     let store = match created {
         Ok(store) => store,
         Err(_) => js.get_object_store(&bucket).await.map_err(|e| Error::nats("opening the object store bucket", e))?,
@@ -106,7 +115,8 @@ pub async fn objects_bucket(
 pub async fn kv_bucket(js: &jetstream::Context, config: &StoreConfig, kv_config: kv::Config) -> Result<kv::Store> {
     let bucket = kv_config.bucket.clone();
     let kv_config = kv::Config { num_replicas: config.replicas, storage: stream::StorageType::File, ..kv_config };
-    match js.create_key_value(kv_config).await {
+    let create = format!("$JS.API.STREAM.CREATE.KV_{bucket}");
+    match retry::unless_denied(&create, js.create_key_value(kv_config)).await {
         Ok(store) => Ok(store),
         Err(_) => js.get_key_value(&bucket).await.map_err(|e| Error::nats("opening a KV bucket", e)),
     }

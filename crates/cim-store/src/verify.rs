@@ -4,12 +4,11 @@
 use std::fmt;
 
 use cim_cid::{AggregateKey, ChainError, ChainVerifier, Cid};
-use cim_dag::MerkleDag;
+use cim_dag::{DagError, MerkleDag};
 use futures::StreamExt;
 
-use crate::live_dag::apply;
 use crate::read::{AggregateQuery, StartAt};
-use crate::{Error, EventStore, Result};
+use crate::{Error, EventStore, Result, StoredEvent};
 
 /// Something wrong in the stored events, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,13 +40,26 @@ pub enum Problem {
         /// The broken rule (boxed: chain errors are large, problems rare).
         error: Box<ChainError>,
     },
+    /// The event at `seq` is intact, but a [`Follower`](crate::Follower)'s
+    /// state could not apply it (it is left out of that state).
+    Rejected {
+        /// Stream sequence.
+        seq: u64,
+        /// The event.
+        cid: Cid,
+        /// Why, in the state's words.
+        reason: String,
+    },
 }
 
 impl Problem {
     /// Stream sequence of the offending message.
     pub fn seq(&self) -> u64 {
         match self {
-            Self::Corrupt { seq, .. } | Self::Chain { seq, .. } | Self::Missing { from: seq, .. } => *seq,
+            Self::Corrupt { seq, .. }
+            | Self::Chain { seq, .. }
+            | Self::Rejected { seq, .. }
+            | Self::Missing { from: seq, .. } => *seq,
         }
     }
 }
@@ -60,6 +72,9 @@ impl fmt::Display for Problem {
             }
             Self::Corrupt { seq, cid: None, reason } => write!(f, "stream sequence {seq}: corrupt message: {reason}"),
             Self::Chain { seq, error } => write!(f, "stream sequence {seq}: {error}"),
+            Self::Rejected { seq, cid, reason } => {
+                write!(f, "stream sequence {seq}: event {cid} not applied: {reason}")
+            }
             Self::Missing { from, to } if from == to => {
                 write!(f, "stream sequence {from}: the server cannot read this message (damaged storage?)")
             }
@@ -149,4 +164,39 @@ impl EventStore {
         }
         Ok(report)
     }
+}
+
+/// The outcome of applying one message to a DAG.
+struct Applied {
+    seq: u64,
+    /// Whether the event entered the DAG (otherwise a problem says why).
+    inserted: bool,
+}
+
+/// Inserts a read event into `dag`, which holds every readable event before
+/// stream sequence `next_seq`. A corrupt message, a chain violation, or
+/// sequences skipped since `next_seq` (messages the server cannot load)
+/// become [`Problem`]s; a failure to read at all is an error.
+fn apply(
+    dag: &mut MerkleDag,
+    item: Result<StoredEvent>,
+    next_seq: &mut u64,
+    problems: &mut Vec<Problem>,
+) -> Result<Applied> {
+    let (seq, problem) = match item {
+        Ok(stored) => match dag.insert(&stored.event, stored.seq) {
+            Ok(_) => (stored.seq, None),
+            Err(DagError::Chain(error)) => (stored.seq, Some(Problem::Chain { seq: stored.seq, error })),
+            Err(other) => return Err(Error::DagCapacity(other.to_string())),
+        },
+        Err(Error::CorruptEvent { seq, cid, reason }) => (seq, Some(Problem::Corrupt { seq, cid, reason })),
+        Err(other) => return Err(other),
+    };
+    if seq > *next_seq {
+        problems.push(Problem::Missing { from: *next_seq, to: seq - 1 });
+    }
+    *next_seq = seq + 1;
+    let inserted = problem.is_none();
+    problems.extend(problem);
+    Ok(Applied { seq, inserted })
 }
