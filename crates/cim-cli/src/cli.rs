@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::{
-    config_cmd, dag_cmd, demo, events_cmd, export, import, nats_config_cmd, objects_cmd, registry_cmd, server_cmd,
+    config_cmd, dag_cmd, demo, events_cmd, export, hub_cmd, import, nats_config_cmd, objects_cmd, registry_cmd, server_cmd,
     units_cmd, verify_cmd,
 };
 
@@ -92,6 +92,8 @@ pub enum StoreCommand {
     Units(units_cmd::UnitsArgs),
     /// Components and schemas through the Component Registry (cim-registry must be running).
     Registry(registry_cmd::RegistryArgs),
+    /// The Integration Hub's API tokens, webhooks and delivery log (cim-hub must be running).
+    Hub(hub_cmd::HubArgs),
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod nats_config_cmd;
 mod objects_cmd;
 mod output;
 mod registry_cmd;
+mod hub_cmd;
 mod server_cmd;
 mod services;
 mod session;
@@ -76,6 +77,7 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
                 StoreCommand::Demo(args) => demo::run(&session, &settings, args, out).await,
                 StoreCommand::Units(args) => units_cmd::run(&session, args, out).await,
                 StoreCommand::Registry(args) => registry_cmd::run(&session, args, out).await,
+                StoreCommand::Hub(args) => hub_cmd::run(&session, args, out).await,
             };
             // Stop a transient embedded server even when the command failed.
             let closed = session.close().await;

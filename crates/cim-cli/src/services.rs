@@ -36,6 +36,9 @@ pub const IUS: Service = Service { name: cim_ius_api::SERVICE.name, title: "the 
 /// The Component Registry.
 pub const REGISTRY: Service = Service { name: cim_registry_api::SERVICE.name, title: "the Component Registry" };
 
+/// The Integration Hub.
+pub const HUB: Service = Service { name: cim_hub_api::SERVICE.name, title: "the Integration Hub" };
+
 /// A service's client, and what is needed to explain its failures.
 #[derive(Debug)]
 pub struct Remote<C> {
@@ -61,6 +64,14 @@ impl Remote<cim_registry_api::Client> {
         let timeout = Duration::from_secs(args.timeout.max(1));
         let client = cim_registry_api::Client::new(session.events.client().clone(), timeout);
         Self::new(client, REGISTRY, session, timeout)
+    }
+}
+
+impl Remote<cim_hub_api::Client> {
+    /// The hub on the session's connection.
+    pub fn hub(session: &Session, args: &ServiceArgs) -> Self {
+        let timeout = Duration::from_secs(args.timeout.max(1));
+        Self::new(cim_hub_api::Client::new(session.events.client().clone(), timeout), HUB, session, timeout)
     }
 }
 
@@ -125,6 +136,9 @@ pub fn request_error_of<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Opt
     if let Some(error) = cause.downcast_ref::<RequestError<RegistryCode>>() {
         return Some(RequestFailure::Registry(error));
     }
+    if let Some(error) = cause.downcast_ref::<RequestError<cim_hub_api::HubCode>>() {
+        return Some(RequestFailure::Hub(error));
+    }
     cause.downcast_ref::<RequestError<NoCode>>().map(RequestFailure::Other)
 }
 
@@ -133,6 +147,7 @@ pub fn refusal_of(cause: &(dyn std::error::Error + 'static)) -> Option<WireError
     match request_error_of(cause)? {
         RequestFailure::Ius(error) => error.remote().map(ApiError::to_wire),
         RequestFailure::Registry(error) => error.remote().map(ApiError::to_wire),
+        RequestFailure::Hub(error) => error.remote().map(ApiError::to_wire),
         RequestFailure::Other(error) => error.remote().map(ApiError::to_wire),
     }
 }
@@ -144,6 +159,8 @@ pub enum RequestFailure<'a> {
     Ius(&'a RequestError<IusCode>),
     /// To the registry.
     Registry(&'a RequestError<RegistryCode>),
+    /// To the hub.
+    Hub(&'a RequestError<cim_hub_api::HubCode>),
     /// To an API whose codes `cim` does not know.
     Other(&'a RequestError<NoCode>),
 }

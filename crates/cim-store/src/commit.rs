@@ -43,7 +43,13 @@ pub(crate) struct Prepared {
     /// builds on; 0 when the aggregate has no events.
     pub expected_seq: u64,
     pub events: Vec<(Event, Bytes)>,
+    /// Who asked for the append, stored as the `Cim-Caller` header of each
+    /// message: operational metadata outside the events' bytes and CIDs.
+    pub caller: Option<String>,
 }
+
+/// The header that names who appended an event (`docs/spec/jetstream.md`).
+pub const CIM_CALLER: &str = "Cim-Caller";
 
 /// What the server made of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -408,10 +414,13 @@ impl Publisher {
         }
         let p = appends[0];
         let (event, bytes) = &p.events[0];
-        let message = PublishMessage::build()
+        let mut message = PublishMessage::build()
             .payload(bytes.clone())
             .message_id(event.cid.to_string())
             .expected_last_subject_sequence(p.expected_seq);
+        if let Some(caller) = &p.caller {
+            message = message.header(CIM_CALLER, caller.as_str());
+        }
         let ack = self
             .js
             .send_publish(p.subject.clone(), message)
@@ -478,6 +487,9 @@ impl Publisher {
         headers.insert(NATS_MESSAGE_ID, event.cid.to_string().as_str());
         if index == 0 {
             headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, p.expected_seq.to_string().as_str());
+        }
+        if let Some(caller) = &p.caller {
+            headers.insert(CIM_CALLER, caller.as_str());
         }
         headers
     }

@@ -114,6 +114,9 @@ pub enum Error {
     /// Events handed to [`EventStore::import`](crate::EventStore::import) do not form one aggregate's run.
     #[error("invalid import: {0}")]
     InvalidImport(String),
+    /// The caller recorded with an append cannot be a header value.
+    #[error("invalid caller {0:?}: it must be 1-256 printable ASCII characters")]
+    InvalidCaller(String),
     /// The store holds more than the in-memory MerkleDAG can index.
     #[error("the MerkleDAG cannot hold the store: {0}")]
     DagCapacity(String),

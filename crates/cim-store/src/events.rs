@@ -63,6 +63,12 @@ impl Appended {
     }
 }
 
+/// Whether `caller` can be a header value: printable ASCII (spaces
+/// allowed), 1 to 256 bytes.
+fn valid_caller(caller: &str) -> bool {
+    (1..=256).contains(&caller.len()) && caller.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
 /// The head of an aggregate's chain as the server has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Head {
@@ -177,6 +183,26 @@ impl EventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Appended> {
+        self.append_as(aggregate, expected, events, None).await
+    }
+
+    /// As [`EventStore::append`], recording `caller` (who asked for the
+    /// append, e.g. `hub:token:<id>`) in each message's `Cim-Caller` header:
+    /// operational metadata kept beside the events, outside their bytes and
+    /// CIDs ([`EventStore::caller_at`] reads it back). A retry that finds
+    /// the events already stored keeps the caller of the first attempt.
+    pub async fn append_as(
+        &self,
+        aggregate: &AggregateKey,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        caller: Option<&str>,
+    ) -> Result<Appended> {
+        if let Some(caller) = caller
+            && !valid_caller(caller)
+        {
+            return Err(Error::InvalidCaller(caller.to_owned()));
+        }
         if events.is_empty() {
             return Err(Error::EmptyAppend);
         }
@@ -216,7 +242,7 @@ impl EventStore {
                 fresh = true;
                 continue;
             }
-            let prepared = Arc::new(self.prepare(aggregate, head, &events)?);
+            let prepared = Arc::new(self.prepare(aggregate, head, &events, caller)?);
             if let Some(seqs) = self.commit(&prepared).await? {
                 let already_stored = seqs.1;
                 return Ok(self.record_appended(&prepared, head, seqs.0, already_stored));
@@ -295,6 +321,7 @@ impl EventStore {
             subject: self.inner.names.aggregate_subject(&aggregate).into(),
             expected_seq: head.seq,
             events: encoded,
+            caller: None,
         });
         match self.commit(&prepared).await? {
             Some((seqs, already_stored)) => Ok(self.record_appended(&prepared, head, seqs, already_stored)),
@@ -368,7 +395,13 @@ impl EventStore {
         Ok(Some(Appended { events, already_stored: true }))
     }
 
-    fn prepare(&self, aggregate: &AggregateKey, head: Head, events: &[NewEvent]) -> Result<Prepared> {
+    fn prepare(
+        &self,
+        aggregate: &AggregateKey,
+        head: Head,
+        events: &[NewEvent],
+        caller: Option<&str>,
+    ) -> Result<Prepared> {
         let mut prev = head.cid;
         let mut encoded = Vec::with_capacity(events.len());
         for (index, new_event) in events.iter().enumerate() {
@@ -386,6 +419,7 @@ impl EventStore {
             subject: self.inner.names.aggregate_subject(aggregate).into(),
             expected_seq: head.seq,
             events: encoded,
+            caller: caller.map(str::to_owned),
         })
     }
 
@@ -436,6 +470,15 @@ impl EventStore {
     pub async fn head(&self, aggregate: &AggregateKey) -> Result<Option<(u64, Cid)>> {
         let head = self.fetch_head(aggregate).await?;
         Ok(head.cid.map(|cid| (head.version, cid)))
+    }
+
+    /// Who appended the event at stream sequence `seq`: its `Cim-Caller`
+    /// header, if it has one. `None` also when no message is stored there.
+    pub async fn caller_at(&self, seq: u64) -> Result<Option<String>> {
+        let message = direct::get(&self.inner.stream, Lookup::Seq(seq))
+            .await
+            .map_err(|e| Error::nats("reading an event's caller", e))?;
+        Ok(message.and_then(|m| m.headers.get(crate::commit::CIM_CALLER).map(|v| v.as_str().to_owned())))
     }
 
     /// Refuses parents that name no stored event; `parents` lists each

@@ -91,3 +91,47 @@ async fn any_version_appends_after_the_head_seen_by_the_server() {
     assert!(report.is_ok(), "{:?}", report.problems);
     assert_eq!(report.verified, 3);
 }
+
+#[tokio::test]
+async fn the_caller_of_an_append_is_kept_beside_its_events() {
+    let (_server, store) = store().await;
+    let order = key("order", "caller");
+    let one = store
+        .append_as(&order, ExpectedVersion::Exact(0), vec![event("Placed", json!({}))], Some("hub:token:t1"))
+        .await
+        .unwrap();
+    let batch = store
+        .append_as(
+            &order,
+            ExpectedVersion::Exact(1),
+            (0..3).map(|i| event("Noted", json!({ "i": i }))).collect(),
+            Some("hub:token:t2"),
+        )
+        .await
+        .unwrap();
+    let plain = store.append(&order, ExpectedVersion::Exact(4), vec![event("Closed", json!({}))]).await.unwrap();
+    assert_eq!(store.caller_at(one.events[0].seq).await.unwrap().as_deref(), Some("hub:token:t1"));
+    for appended in &batch.events {
+        assert_eq!(store.caller_at(appended.seq).await.unwrap().as_deref(), Some("hub:token:t2"));
+    }
+    assert_eq!(store.caller_at(plain.events[0].seq).await.unwrap(), None);
+
+    // The caller is outside the event: the same event appended without one
+    // has the same CID.
+    let twin = key("order", "caller-twin");
+    let at = cim_cid::Timestamp::from_unix_micros(1_763_787_600_000_000);
+    let a = store
+        .append_as(&twin, ExpectedVersion::Exact(0), vec![event("Placed", json!({})).with_timestamp(at)], Some("x"))
+        .await
+        .unwrap();
+    let b = store
+        .append(&twin, ExpectedVersion::Exact(0), vec![event("Placed", json!({})).with_timestamp(at)])
+        .await
+        .unwrap();
+    assert_eq!(a.last_cid(), b.last_cid());
+    assert!(b.already_stored);
+
+    let refused =
+        store.append_as(&order, ExpectedVersion::Any, vec![event("X", json!({}))], Some("line\nbreak")).await;
+    assert!(matches!(refused, Err(Error::InvalidCaller(_))), "{refused:?}");
+}

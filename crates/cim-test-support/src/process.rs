@@ -157,3 +157,10 @@ impl Drop for ServiceProcess {
         self.kill9();
     }
 }
+
+impl ServiceProcess {
+    /// The running process's id, e.g. to read its memory use from `/proc`.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
