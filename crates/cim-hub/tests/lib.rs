@@ -4,7 +4,10 @@
 mod support;
 
 mod api;
+mod bench;
+mod explorer;
 mod feed;
+mod fuzz;
 mod mcp;
 mod objects;
 mod openapi;

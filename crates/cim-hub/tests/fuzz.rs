@@ -1,0 +1,44 @@
+//! schemathesis (PyPI, in `.tools/venv`) reads the served OpenAPI document
+//! and fuzzes a live hub: no 5xx, every status, content type, header and
+//! body as documented. A short run here (CI); `CIM_HUB_FUZZ_EXAMPLES` and
+//! `CIM_HUB_FUZZ_SECS` make it longer (docs/benchmarks.md reports one).
+
+use cim_hub_api::Scope;
+
+use crate::support::Stack;
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_mismatch() {
+    let st = cim_test_support::tools_dir().join("venv/bin/st");
+    if !st.exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install schemathesis (cargo xtask tools)");
+        eprintln!("skipped: no schemathesis in .tools/venv (cargo xtask tools)");
+        return;
+    }
+    let stack = Stack::start_with(true, "").await;
+    let admin = stack.token(Scope::Admin).await;
+    let examples = std::env::var("CIM_HUB_FUZZ_EXAMPLES").unwrap_or_else(|_| "15".to_owned());
+    let seconds = std::env::var("CIM_HUB_FUZZ_SECS").unwrap_or_else(|_| "120".to_owned());
+    let report = stack.dir.path().join("schemathesis");
+    let output = tokio::process::Command::new(&st)
+        .arg("run")
+        .arg(stack.url("/v1/openapi.json"))
+        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance"])
+        .args(["--max-examples", &examples, "--max-time", &seconds, "--workers", "1", "--seed", "1", "--no-color"])
+        .args(["--request-timeout", "30", "--generation-database", "none", "--exclude-path", "/v1/feed"])
+        .arg("--report-dir")
+        .arg(&report)
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {admin}"))
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .await
+        .expect("run schemathesis");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    eprintln!("{}", text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+    assert!(output.status.success(), "schemathesis found problems:\n{text}\nhub log (tail):\n{}", tail(&stack.hub.log()));
+}
+
+fn tail(log: &str) -> String {
+    log.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+}
