@@ -300,7 +300,7 @@ impl ServerHandler for HubMcp {
 
 /// The `/mcp` route: streamable HTTP behind the bearer tokens.
 pub fn routes(hub: Hub) -> Router<Hub> {
-    let config = StreamableHttpServerConfig { allowed_hosts: Vec::new(), ..Default::default() };
+    let config = StreamableHttpServerConfig::default().disable_allowed_hosts();
     let server = hub.clone();
     let service = StreamableHttpService::new(
         move || Ok(HubMcp::new(server.clone(), None)),

@@ -3,8 +3,10 @@
 //! from the same code), authentication, limits, and problem+json for every
 //! error.
 
-mod dag;
-mod events;
+#![allow(unused_qualifications)] // in the code utoipa's attributes generate
+
+pub mod dag;
+pub mod events;
 pub(crate) mod feed;
 mod hooks;
 mod objects;
@@ -19,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::de::DeserializeOwned;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -216,8 +218,7 @@ pub fn aggregate_key(aggregate_type: &str, aggregate_id: &str) -> Result<cim_cid
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()))
 }
 
-/// The JSON response of a handler.
-pub type Json<T> = axum::Json<T>;
+pub use axum::Json;
 
 pub(crate) use crate::problem::ApiResult;
 

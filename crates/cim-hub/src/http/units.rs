@@ -16,9 +16,20 @@ use crate::problem::Problem;
 
 /// A JSON object whose fields the Information Unit System defines
 /// (`docs/spec/subjects.md`).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct JsonObject(#[schema(value_type = Object)] pub Value);
+pub struct JsonObject(pub Value);
+
+impl utoipa::PartialSchema for JsonObject {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Object)
+            .description(Some("A JSON object as the Information Unit System or the Component Registry defines it"))
+            .into()
+    }
+}
+
+impl ToSchema for JsonObject {}
 
 fn reply<T: Serialize>(value: T) -> Result<Json<JsonObject>, Problem> {
     serde_json::to_value(value).map(|v| Json(JsonObject(v))).map_err(|e| Problem::internal(e.to_string()))
