@@ -32,7 +32,7 @@ async fn run_oha(args: &[String]) -> (f64, f64, Value) {
 async fn run_direct<F, Fut>(concurrency: usize, secs: u64, op: F) -> (f64, f64)
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    Fut: Future<Output = ()> + Send,
 {
     let op = Arc::new(op);
     let end = Instant::now() + Duration::from_secs(secs);

@@ -23,7 +23,7 @@ pub struct Stack {
     pub server: NatsServer,
     pub dir: tempfile::TempDir,
     pub hub: ServiceProcess,
-    pub others: Vec<ServiceProcess>,
+    pub _others: Vec<ServiceProcess>,
     pub nats: async_nats::Client,
     pub api: String,
     pub http: reqwest::Client,
@@ -58,7 +58,7 @@ impl Stack {
         let hub = ServiceProcess::start(hub_binary(), dir.path(), "hub", &config);
         let nats = server.connect().await;
         let api = wait_for_api(&hub).await;
-        let stack = Self { server, dir, hub, others, nats, api, http: reqwest::Client::new() };
+        let stack = Self { server, dir, hub, _others: others, nats, api, http: reqwest::Client::new() };
         stack.wait_serving("cim-hub").await;
         if units {
             stack.wait_serving("cim-ius").await;

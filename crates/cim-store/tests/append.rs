@@ -119,7 +119,7 @@ async fn the_caller_of_an_append_is_kept_beside_its_events() {
     // The caller is outside the event: the same event appended without one
     // has the same CID.
     let twin = key("order", "caller-twin");
-    let at = cim_cid::Timestamp::from_unix_micros(1_763_787_600_000_000);
+    let at = Timestamp::from_unix_micros(1_763_787_600_000_000);
     let a = store
         .append_as(&twin, ExpectedVersion::Exact(0), vec![event("Placed", json!({})).with_timestamp(at)], Some("x"))
         .await
