@@ -31,7 +31,7 @@ pub struct EventView {
     /// CIDs of the events that caused it.
     pub parents: Vec<String>,
     /// The payload as DAG-JSON (`{"/": "<cid>"}` is a link).
-    #[schema(value_type = Object)]
+    #[schema(schema_with = any_value)]
     pub payload: Value,
     /// When the server stored it (RFC 3339).
     pub stored_at: String,
@@ -42,6 +42,17 @@ pub struct EventView {
     /// given by the single-event read only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<String>,
+}
+
+/// The schema of any JSON value (a payload may be a map, a list, a string,
+/// a number, a boolean or null).
+pub fn any_value() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::Schema::Object(
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+            .description(Some("Any JSON value (DAG-JSON: {\"/\": \"<cid>\"} is a link)"))
+            .build(),
+    )
 }
 
 /// RFC 3339 of a timestamp, or an empty string when out of range.

@@ -186,3 +186,33 @@ async fn units_and_the_registry_through_their_apis() {
     assert_eq!(schema["version"], 1);
     json(stack.http.get(stack.url("/v1/registry/schemas?prefix=unit")).bearer_auth(&writer).send().await.unwrap(), 200).await;
 }
+
+#[tokio::test]
+async fn the_api_is_served_over_tls_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("hub.pem"), dir.path().join("hub-key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    let Ok(made) = made else {
+        eprintln!("skipped: no openssl to make a test certificate");
+        return;
+    };
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let extra = format!("tls_cert_file = {:?}\ntls_key_file = {:?}", cert.display().to_string(), key.display().to_string());
+    let stack = Stack::start_with(false, &extra).await;
+    assert!(stack.api.starts_with("https://"), "{}", stack.api);
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let client = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
+    let reader = stack.token(Scope::Read).await;
+    let log = client.get(stack.url("/v1/events")).bearer_auth(&reader).send().await.unwrap();
+    assert_eq!(log.status(), 200);
+    let plain = stack.api.replace("https://", "http://");
+    assert!(stack.http.get(format!("{plain}/v1/events")).send().await.is_err(), "plain HTTP gets no answer");
+    let refused = reqwest::Client::new().get(stack.url("/v1/events")).send().await;
+    assert!(refused.is_err(), "an unknown certificate is refused by a default client");
+}

@@ -54,7 +54,7 @@ impl Stack {
                 &service_config(&server, "i1", ""),
             ));
         }
-        let config = service_config(&server, "h1", &format!("[hub]\n{TEST_HUB}{hub_extra}\n"));
+        let config = service_config(&server, "h1", &format!("[hub]\n{}\n", hub_section(hub_extra)));
         let hub = ServiceProcess::start(hub_binary(), dir.path(), "hub", &config);
         let nats = server.connect().await;
         let api = wait_for_api(&hub).await;
@@ -115,6 +115,15 @@ impl Stack {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// `[hub]`: [`TEST_HUB`] with the keys `extra` sets replaced.
+fn hub_section(extra: &str) -> String {
+    let key = |line: &str| line.split('=').next().unwrap_or_default().trim().to_owned();
+    let overridden: Vec<String> = extra.lines().map(key).collect();
+    let mut lines: Vec<&str> = TEST_HUB.lines().filter(|l| !overridden.contains(&key(l))).collect();
+    lines.extend(extra.lines());
+    lines.join("\n")
 }
 
 async fn wait_for_api(hub: &ServiceProcess) -> String {

@@ -108,7 +108,8 @@ async fn append(stack: &Stack, token: &str, aggregate: &str, event_type: &str) {
 
 #[tokio::test]
 async fn outbound_webhooks_survive_receiver_downtime_and_a_hub_restart_and_arrive_once() {
-    let mut stack = Stack::start().await;
+    // Enough attempts (at most 0.4 s apart) to outlast the downtime.
+    let mut stack = Stack::start_with(false, "webhook_max_attempts = 100").await;
     let writer = stack.token(Scope::Write).await;
     let mut receiver = Receiver::start().await;
     let created = stack

@@ -36,7 +36,7 @@ pub struct NewEventBody {
     pub event_type: String,
     /// The payload as DAG-JSON (`{"/": "<cid>"}` is a link); null when absent.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::views::any_value)]
     pub payload: Value,
     /// CIDs of stored events that caused this one.
     #[serde(default)]

@@ -170,9 +170,11 @@ fn not_modified(request_headers: &HeaderMap, cid: &cim_cid::Cid) -> bool {
         ("If-None-Match" = Option<String>, Header, description = "The CID, quoted: 304 when it matches"),
     ),
     responses(
-        (status = 200, description = "The object", content_type = "application/octet-stream", body = Vec<u8>,
+        (status = 200, description = "The object (dag-cbor CIDs as application/vnd.ipld.dag-cbor)",
+            content((Vec<u8> = "application/octet-stream"), (Vec<u8> = "application/vnd.ipld.dag-cbor")),
             headers(("ETag" = String, description = "The CID, quoted"), ("Cache-Control" = String, description = "immutable"), ("Content-Length" = u64))),
-        (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Vec<u8>,
+        (status = 206, description = "The range asked for",
+            content((Vec<u8> = "application/octet-stream"), (Vec<u8> = "application/vnd.ipld.dag-cbor")),
             headers(("Content-Range" = String, description = "bytes first-last/size"))),
         (status = 304, description = "Not modified (the ETag matches)"),
         (status = 404, description = "No such object", body = Problem, content_type = "application/problem+json"),
