@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::{
-    config_cmd, dag_cmd, demo, events_cmd, export, hub_cmd, import, nats_config_cmd, objects_cmd, registry_cmd, server_cmd,
-    units_cmd, verify_cmd,
+    config_cmd, dag_cmd, demo, events_cmd, export, hub_cmd, import, nats_config_cmd, objects_cmd, registry_cmd,
+    server_cmd, units_cmd, verify_cmd,
 };
 
 /// The CIM operator's tool: events, objects, the MerkleDAG, verification and

@@ -193,7 +193,12 @@ pub async fn run(session: &Session, args: HubArgs, out: &Output) -> anyhow::Resu
             out.emit(&list, || {
                 list.tokens
                     .iter()
-                    .map(|t| format!("{}  {:<5}  {}/s burst {}  {}  {}\n", t.id, t.scope, t.rate_per_sec, t.burst, t.created_at, t.name))
+                    .map(|t| {
+                        format!(
+                            "{}  {:<5}  {}/s burst {}  {}  {}\n",
+                            t.id, t.scope, t.rate_per_sec, t.burst, t.created_at, t.name
+                        )
+                    })
                     .collect()
             });
         }
@@ -201,7 +206,14 @@ pub async fn run(session: &Session, args: HubArgs, out: &Output) -> anyhow::Resu
             let revoked = hub.check(client.revoke_token(&id).await, |_| None)?;
             out.emit(&revoked, || format!("token {id} revoked"));
         }
-        HubCommand::Webhooks(WebhooksCommand::Create { url, aggregate_type, aggregate_id, event_type, after, description }) => {
+        HubCommand::Webhooks(WebhooksCommand::Create {
+            url,
+            aggregate_type,
+            aggregate_id,
+            event_type,
+            after,
+            description,
+        }) => {
             let request = CreateSubscription {
                 url,
                 filter: EventFilter { aggregate_type, aggregate_id, event_type },
@@ -210,7 +222,11 @@ pub async fn run(session: &Session, args: HubArgs, out: &Output) -> anyhow::Resu
             };
             let created = hub.check(client.subscribe(&request).await, |_| None)?;
             out.emit(&created, || {
-                format!("{}\nsigning secret (Standard Webhooks): {}\nKeep it now: it is not shown again.", subscription_line(&created.info), created.secret)
+                format!(
+                    "{}\nsigning secret (Standard Webhooks): {}\nKeep it now: it is not shown again.",
+                    subscription_line(&created.info),
+                    created.secret
+                )
             });
         }
         HubCommand::Webhooks(WebhooksCommand::List) => {
@@ -226,7 +242,8 @@ pub async fn run(session: &Session, args: HubArgs, out: &Output) -> anyhow::Resu
             out.emit(&resumed, || subscription_line(&resumed));
         }
         HubCommand::Webhooks(WebhooksCommand::Deliveries { subscription, dead, limit }) => {
-            let query = DeliveryQuery { subscription, outcome: dead.then_some(DeliveryOutcome::Dead), limit: Some(limit) };
+            let query =
+                DeliveryQuery { subscription, outcome: dead.then_some(DeliveryOutcome::Dead), limit: Some(limit) };
             let log = hub.check(client.deliveries(&query).await, |_| None)?;
             out.emit(&log, || {
                 log.deliveries
@@ -260,7 +277,12 @@ pub async fn run(session: &Session, args: HubArgs, out: &Output) -> anyhow::Resu
         HubCommand::Inbound(InboundCommand::List) => {
             let list = hub.check(client.inbound().await, |_| None)?;
             out.emit(&list, || {
-                list.endpoints.iter().map(|e| format!("{}  {}/{}  {}  {}\n", e.path, e.aggregate_type, e.id, e.event_type, e.description)).collect()
+                list.endpoints
+                    .iter()
+                    .map(|e| {
+                        format!("{}  {}/{}  {}  {}\n", e.path, e.aggregate_type, e.id, e.event_type, e.description)
+                    })
+                    .collect()
             });
         }
         HubCommand::Inbound(InboundCommand::Delete { id }) => {

@@ -6,9 +6,9 @@ use cim_wire::{Caller, Empty, RequestError};
 
 use crate::{
     CreateInbound, CreateSubscription, CreateToken, CreatedInbound, CreatedSubscription, CreatedToken, DELIVERIES,
-    Deleted, Deliveries, DeliveryQuery, HubCode, INBOUND_CREATE, INBOUND_DELETE, INBOUND_LIST, InboundList,
-    InboundRef, SubscriptionInfo, SubscriptionList, SubscriptionRef, TOKEN_CREATE, TOKEN_LIST, TOKEN_REVOKE,
-    TokenList, TokenRef, WEBHOOK_CREATE, WEBHOOK_DELETE, WEBHOOK_LIST, WEBHOOK_RESUME,
+    Deleted, Deliveries, DeliveryQuery, HubCode, INBOUND_CREATE, INBOUND_DELETE, INBOUND_LIST, InboundList, InboundRef,
+    SubscriptionInfo, SubscriptionList, SubscriptionRef, TOKEN_CREATE, TOKEN_LIST, TOKEN_REVOKE, TokenList, TokenRef,
+    WEBHOOK_CREATE, WEBHOOK_DELETE, WEBHOOK_LIST, WEBHOOK_RESUME,
 };
 
 /// What a hub request ends with.

@@ -210,7 +210,8 @@ pub async fn authenticate(hub: &Hub, header: Option<&str>) -> Result<(Principal,
     if !bool::from(presented.as_bytes().ct_eq(record.secret_sha256.as_bytes())) {
         return Err(invalid());
     }
-    let principal = Principal { token_id: record.info.id.clone(), name: record.info.name.clone(), scope: record.info.scope };
+    let principal =
+        Principal { token_id: record.info.id.clone(), name: record.info.name.clone(), scope: record.info.scope };
     Ok((principal, record.info))
 }
 

@@ -182,107 +182,188 @@ impl HubMcp {
         Ok(principal)
     }
 
-    #[tool(description = "Search information units by kind and tag (a page in id order; pass `after` = the last id for the next page).")]
+    #[tool(
+        description = "Search information units by kind and tag (a page in id order; pass `after` = the last id for the next page)."
+    )]
     async fn search_units(
         &self,
         Parameters(query): Parameters<SearchUnits>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        answer(async {
-            self.principal(&context, Scope::Read)?;
-            let list = List { kind: query.kind, tag: query.tag, metadata: Default::default(), include_retired: false, after: query.after, limit: query.limit };
-            self.hub.ius().list(&list).await.map_err(Problem::from_request)
-        }.await)
+        answer(
+            async {
+                self.principal(&context, Scope::Read)?;
+                let list = List {
+                    kind: query.kind,
+                    tag: query.tag,
+                    metadata: Default::default(),
+                    include_retired: false,
+                    after: query.after,
+                    limit: query.limit,
+                };
+                self.hub.ius().list(&list).await.map_err(Problem::from_request)
+            }
+            .await,
+        )
     }
 
-    #[tool(description = "Read an information unit: its content, metadata, tags, relations and attached objects, current or at a version or time, with the CID of that state.")]
-    async fn get_unit(&self, Parameters(query): Parameters<UnitQuery>, context: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
-        answer(async {
-            self.principal(&context, Scope::Read)?;
-            let get = Get { id: Some(query.id), version: query.version, at: query.at, state_cid: None, min_version: None };
-            self.hub.ius().get(&get).await.map_err(Problem::from_request)
-        }.await)
+    #[tool(
+        description = "Read an information unit: its content, metadata, tags, relations and attached objects, current or at a version or time, with the CID of that state."
+    )]
+    async fn get_unit(
+        &self,
+        Parameters(query): Parameters<UnitQuery>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        answer(
+            async {
+                self.principal(&context, Scope::Read)?;
+                let get = Get {
+                    id: Some(query.id),
+                    version: query.version,
+                    at: query.at,
+                    state_cid: None,
+                    min_version: None,
+                };
+                self.hub.ius().get(&get).await.map_err(Problem::from_request)
+            }
+            .await,
+        )
     }
 
     #[tool(description = "A unit's history: every change as an event with its CID, version, time and patch.")]
-    async fn unit_history(&self, Parameters(query): Parameters<UnitId>, context: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
-        answer(async {
-            self.principal(&context, Scope::Read)?;
-            self.hub.ius().history(&query.id).await.map_err(Problem::from_request)
-        }.await)
+    async fn unit_history(
+        &self,
+        Parameters(query): Parameters<UnitId>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        answer(
+            async {
+                self.principal(&context, Scope::Read)?;
+                self.hub.ius().history(&query.id).await.map_err(Problem::from_request)
+            }
+            .await,
+        )
     }
 
-    #[tool(description = "Read an aggregate's events in version order (type/id, e.g. order/42), each verified against its CID.")]
-    async fn read_aggregate(&self, Parameters(query): Parameters<AggregateRef>, context: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
-        answer(async {
-            self.principal(&context, Scope::Read)?;
-            let aggregate = http::aggregate_key(&query.aggregate_type, &query.aggregate_id)?;
-            let limit = query.limit.unwrap_or(100).clamp(1, self.hub.settings().max_page_events);
-            let events: Vec<_> = self
-                .hub
-                .store()
-                .aggregate_events(&aggregate, AggregateQuery::from_version(query.from_version.unwrap_or(1)))
-                .await?
-                .take(limit)
-                .try_collect()
-                .await?;
-            Ok::<_, Problem>(serde_json::json!({ "events": events.iter().map(EventView::of).collect::<Vec<_>>() }))
-        }.await)
+    #[tool(
+        description = "Read an aggregate's events in version order (type/id, e.g. order/42), each verified against its CID."
+    )]
+    async fn read_aggregate(
+        &self,
+        Parameters(query): Parameters<AggregateRef>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        answer(
+            async {
+                self.principal(&context, Scope::Read)?;
+                let aggregate = http::aggregate_key(&query.aggregate_type, &query.aggregate_id)?;
+                let limit = query.limit.unwrap_or(100).clamp(1, self.hub.settings().max_page_events);
+                let events: Vec<_> = self
+                    .hub
+                    .store()
+                    .aggregate_events(&aggregate, AggregateQuery::from_version(query.from_version.unwrap_or(1)))
+                    .await?
+                    .take(limit)
+                    .try_collect()
+                    .await?;
+                Ok::<_, Problem>(serde_json::json!({ "events": events.iter().map(EventView::of).collect::<Vec<_>>() }))
+            }
+            .await,
+        )
     }
 
-    #[tool(description = "Show one event by its CID: aggregate, version, type, payload, prev and parents links, who appended it; verified against its CID.")]
-    async fn show_event(&self, Parameters(query): Parameters<EventRef>, context: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
-        answer(async {
-            self.principal(&context, Scope::Read)?;
-            http::events::show_event(&self.hub, &query.cid).await
-        }.await)
+    #[tool(
+        description = "Show one event by its CID: aggregate, version, type, payload, prev and parents links, who appended it; verified against its CID."
+    )]
+    async fn show_event(
+        &self,
+        Parameters(query): Parameters<EventRef>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        answer(
+            async {
+                self.principal(&context, Scope::Read)?;
+                http::events::show_event(&self.hub, &query.cid).await
+            }
+            .await,
+        )
     }
 
-    #[tool(description = "Walk the MerkleDAG from an event: its ancestors (what it descends from through prev and parents) or descendants, to a depth.")]
-    async fn walk_dag(&self, Parameters(query): Parameters<Walk>, context: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
-        answer(async {
-            self.principal(&context, Scope::Read)?;
-            let direction = match query.direction.as_deref() {
-                None | Some("ancestors") => WalkDirection::Ancestors,
-                Some("descendants") => WalkDirection::Descendants,
-                Some(other) => return Err(Problem::bad_request(format!("direction {other:?}: ancestors or descendants"))),
-            };
-            http::dag::walk_dag(&self.hub, &query.cid, direction, query.depth.unwrap_or(1), 1000).await
-        }.await)
+    #[tool(
+        description = "Walk the MerkleDAG from an event: its ancestors (what it descends from through prev and parents) or descendants, to a depth."
+    )]
+    async fn walk_dag(
+        &self,
+        Parameters(query): Parameters<Walk>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        answer(
+            async {
+                self.principal(&context, Scope::Read)?;
+                let direction = match query.direction.as_deref() {
+                    None | Some("ancestors") => WalkDirection::Ancestors,
+                    Some("descendants") => WalkDirection::Descendants,
+                    Some(other) => {
+                        return Err(Problem::bad_request(format!("direction {other:?}: ancestors or descendants")));
+                    }
+                };
+                http::dag::walk_dag(&self.hub, &query.cid, direction, query.depth.unwrap_or(1), 1000).await
+            }
+            .await,
+        )
     }
 
-    #[tool(description = "Verify an aggregate: every event against its CID, the hash chain, and that every parent is a stored event.")]
-    async fn verify(&self, Parameters(query): Parameters<Verify>, context: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
-        answer(async {
-            self.principal(&context, Scope::Read)?;
-            let aggregate = http::aggregate_key(&query.aggregate_type, &query.aggregate_id)?;
-            let report = self.hub.store().verify_aggregate(&aggregate).await?;
-            Ok::<_, Problem>(serde_json::json!({
-                "ok": report.is_ok(),
-                "verified": report.verified,
-                "problems": report.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            }))
-        }.await)
+    #[tool(
+        description = "Verify an aggregate: every event against its CID, the hash chain, and that every parent is a stored event."
+    )]
+    async fn verify(
+        &self,
+        Parameters(query): Parameters<Verify>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        answer(
+            async {
+                self.principal(&context, Scope::Read)?;
+                let aggregate = http::aggregate_key(&query.aggregate_type, &query.aggregate_id)?;
+                let report = self.hub.store().verify_aggregate(&aggregate).await?;
+                Ok::<_, Problem>(serde_json::json!({
+                    "ok": report.is_ok(),
+                    "verified": report.verified,
+                    "problems": report.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }))
+            }
+            .await,
+        )
     }
 
-    #[tool(description = "Append an event to an aggregate (needs a write-scoped token). Returns its CID, version and stream sequence. The caller is recorded with the event.")]
-    async fn append_event(&self, Parameters(request): Parameters<Append>, context: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
-        answer(async {
-            let principal = self.principal(&context, Scope::Write)?;
-            let aggregate = http::aggregate_key(&request.aggregate_type, &request.aggregate_id)?;
-            self.hub.check_writable(aggregate.aggregate_type())?;
-            let events = http::events::new_events(vec![http::events::NewEventBody {
-                event_type: request.event_type,
-                payload: request.payload,
-                parents: request.parents,
-                schema_version: None,
-                timestamp_us: None,
-            }])?;
-            let expected = request.expected_version.map_or(ExpectedVersion::Any, ExpectedVersion::Exact);
-            let caller = format!("{} (mcp)", principal.caller());
-            let appended = self.hub.store().append_as(&aggregate, expected, events, Some(&caller)).await?;
-            Ok::<_, Problem>(http::events::appended_view(&appended))
-        }.await)
+    #[tool(
+        description = "Append an event to an aggregate (needs a write-scoped token). Returns its CID, version and stream sequence. The caller is recorded with the event."
+    )]
+    async fn append_event(
+        &self,
+        Parameters(request): Parameters<Append>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        answer(
+            async {
+                let principal = self.principal(&context, Scope::Write)?;
+                let aggregate = http::aggregate_key(&request.aggregate_type, &request.aggregate_id)?;
+                self.hub.check_writable(aggregate.aggregate_type())?;
+                let events = http::events::new_events(vec![http::events::NewEventBody {
+                    event_type: request.event_type,
+                    payload: request.payload,
+                    parents: request.parents,
+                    schema_version: None,
+                    timestamp_us: None,
+                }])?;
+                let expected = request.expected_version.map_or(ExpectedVersion::Any, ExpectedVersion::Exact);
+                let caller = format!("{} (mcp)", principal.caller());
+                let appended = self.hub.store().append_as(&aggregate, expected, events, Some(&caller)).await?;
+                Ok::<_, Problem>(http::events::appended_view(&appended))
+            }
+            .await,
+        )
     }
 }
 

@@ -38,7 +38,11 @@ impl HubMetrics {
     /// Creates the metrics and adds them to `registry`.
     pub fn register(registry: &cim_runtime::Metrics) -> Self {
         let metrics = Self::default();
-        registry.register("hub_http_responses", "HTTP responses of the hub's API, by route and status", metrics.http.clone());
+        registry.register(
+            "hub_http_responses",
+            "HTTP responses of the hub's API, by route and status",
+            metrics.http.clone(),
+        );
         registry.register(
             "hub_webhook_attempts",
             "Outbound webhook attempts, by outcome (delivered, failed, dead)",

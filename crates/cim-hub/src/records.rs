@@ -90,5 +90,6 @@ pub fn now_rfc3339() -> String {
 
 /// Whether `id` can name a subscription, token or endpoint: 1-64 of `a-z 0-9 _ -`.
 pub fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    (1..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }

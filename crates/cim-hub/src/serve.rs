@@ -43,7 +43,13 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
 
 /// Serves `app` on `listener` until `stop`, then lets open requests finish
 /// for up to `grace`.
-pub async fn serve(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>, stop: CancellationToken, grace: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+    grace: Duration,
+) {
     let builder = Builder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();

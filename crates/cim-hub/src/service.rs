@@ -99,7 +99,14 @@ async fn create_token(hub: Hub, request: CreateToken) -> Result<CreatedToken> {
         return Err(invalid("rate_per_sec", "rate_per_sec and burst must be at least 1"));
     }
     let (id, token, secret_sha256) = crate::auth::generate();
-    let info = TokenInfo { id: id.clone(), name: name.to_owned(), scope: request.scope, rate_per_sec, burst, created_at: now_rfc3339() };
+    let info = TokenInfo {
+        id: id.clone(),
+        name: name.to_owned(),
+        scope: request.scope,
+        rate_per_sec,
+        burst,
+        created_at: now_rfc3339(),
+    };
     let record = TokenRecord { info: info.clone(), secret_sha256 };
     let revision = put_json(&hub, &format!("{TOKEN_PREFIX}{id}"), &record).await?;
     hub.tokens().observe(&id, revision, Some(record));

@@ -117,7 +117,10 @@ mod tests {
         let signature = sign(SECRET, ID, TS, BODY).unwrap();
         assert_eq!(verify(SECRET, ID, &TS.to_string(), &signature, b"{}", TS, 300), Err(Refusal::BadSignature));
         assert_eq!(verify(SECRET, "other", &TS.to_string(), &signature, BODY, TS, 300), Err(Refusal::BadSignature));
-        assert!(matches!(verify(SECRET, ID, &TS.to_string(), &signature, BODY, TS + 301, 300), Err(Refusal::Stale { .. })));
+        assert!(matches!(
+            verify(SECRET, ID, &TS.to_string(), &signature, BODY, TS + 301, 300),
+            Err(Refusal::Stale { .. })
+        ));
         assert!(matches!(verify(SECRET, ID, "x", &signature, BODY, TS, 300), Err(Refusal::Malformed(_))));
         let other = new_secret();
         assert_eq!(verify(&other, ID, &TS.to_string(), &signature, BODY, TS, 300), Err(Refusal::BadSignature));

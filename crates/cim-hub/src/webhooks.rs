@@ -89,7 +89,8 @@ pub async fn run(hub: Hub, stop: CancellationToken) {
         let wanted = if lead { active_subscriptions(&hub).await } else { Some(HashMap::new()) };
         if let Some(wanted) = wanted {
             running.retain(|id, run| {
-                let keep = wanted.get(id).is_some_and(|(_, revision)| *revision == run.revision) && !run.task.is_finished();
+                let keep =
+                    wanted.get(id).is_some_and(|(_, revision)| *revision == run.revision) && !run.task.is_finished();
                 if !keep {
                     run.stop.cancel();
                 }
@@ -188,7 +189,9 @@ async fn post(hub: &Hub, record: &SubscriptionRecord, webhook_id: &str, body: &[
         .await;
     match sent {
         Ok(response) if response.status().is_success() => Attempt::Delivered(response.status().as_u16()),
-        Ok(response) => Attempt::Failed(Some(response.status().as_u16()), format!("the receiver answered {}", response.status())),
+        Ok(response) => {
+            Attempt::Failed(Some(response.status().as_u16()), format!("the receiver answered {}", response.status()))
+        }
         Err(error) => Attempt::Failed(None, error.to_string()),
     }
 }
@@ -197,7 +200,8 @@ async fn post(hub: &Hub, record: &SubscriptionRecord, webhook_id: &str, body: &[
 async fn deliver(hub: Hub, record: SubscriptionRecord, revision: u64, stop: CancellationToken) {
     let settings = hub.settings().clone();
     let id = record.id.clone();
-    let mut cursor: Cursor = hub.kv().get_json(&format!("{CURSOR_PREFIX}{id}")).await.ok().flatten().unwrap_or_default();
+    let mut cursor: Cursor =
+        hub.kv().get_json(&format!("{CURSOR_PREFIX}{id}")).await.ok().flatten().unwrap_or_default();
     let filter: EventFilter = record.filter.clone();
     let events = match crate::http::feed::events_after(&hub, filter, cursor.delivered_seq).await {
         Ok(events) => events,
@@ -222,13 +226,14 @@ async fn deliver(hub: Hub, record: SubscriptionRecord, revision: u64, stop: Canc
             None => return,
         };
         let webhook_id = format!("msg_{id}_{}", view.cid);
-        let body = match serde_json::to_vec(&Payload { kind: &view.event_type, timestamp: &view.timestamp, data: &view }) {
-            Ok(body) => body,
-            Err(error) => {
-                warn!(subscription = %id, %error, "encoding a webhook body");
-                return;
-            }
-        };
+        let body =
+            match serde_json::to_vec(&Payload { kind: &view.event_type, timestamp: &view.timestamp, data: &view }) {
+                Ok(body) => body,
+                Err(error) => {
+                    warn!(subscription = %id, %error, "encoding a webhook body");
+                    return;
+                }
+            };
         let mut entry = DeliveryRecord {
             subscription: id.clone(),
             webhook_id: webhook_id.clone(),

@@ -20,7 +20,12 @@ fn oha() -> std::path::PathBuf {
 
 /// Throughput (requests/s) and p99 (ms) of an oha run.
 async fn run_oha(args: &[String]) -> (f64, f64, Value) {
-    let output = tokio::process::Command::new(oha()).args(["--no-tui", "--output-format", "json"]).args(args).output().await.expect("run oha");
+    let output = tokio::process::Command::new(oha())
+        .args(["--no-tui", "--output-format", "json"])
+        .args(args)
+        .output()
+        .await
+        .expect("run oha");
     assert!(output.status.success(), "oha failed: {}", String::from_utf8_lossy(&output.stderr));
     let report: Value = serde_json::from_slice(&output.stdout).expect("oha's JSON");
     let rps = report["summary"]["requestsPerSec"].as_f64().unwrap_or_default();
@@ -72,12 +77,24 @@ async fn http_load_through_the_hub_against_the_store() {
     let secs: u64 = std::env::var("CIM_HUB_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let concurrency: usize = std::env::var("CIM_HUB_BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
     let stack = Stack::start_with(false, "rate_per_sec = 1000000\nburst = 1000000\n").await;
-    let request = cim_hub_api::CreateToken { name: "bench".into(), scope: Scope::Write, rate_per_sec: Some(1_000_000), burst: Some(1_000_000) };
+    let request = cim_hub_api::CreateToken {
+        name: "bench".into(),
+        scope: Scope::Write,
+        rate_per_sec: Some(1_000_000),
+        burst: Some(1_000_000),
+    };
     let token = stack.client().create_token(&request).await.unwrap().token;
     let store = EventStore::open(stack.nats.clone(), StoreConfig::default()).await.unwrap();
     let duration = format!("{secs}s");
     let common = |extra: &[&str]| -> Vec<String> {
-        let mut args: Vec<String> = vec!["-z".into(), duration.clone(), "-c".into(), concurrency.to_string(), "-H".into(), format!("Authorization: Bearer {token}")];
+        let mut args: Vec<String> = vec![
+            "-z".into(),
+            duration.clone(),
+            "-c".into(),
+            concurrency.to_string(),
+            "-H".into(),
+            format!("Authorization: Bearer {token}"),
+        ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         args
     };
@@ -86,7 +103,8 @@ async fn http_load_through_the_hub_against_the_store() {
     let url = format!("{}/v1/aggregates/bench/h[a-z0-9]{{16}}/events", stack.api);
     let body = r#"{"events":[{"event_type":"Benchmarked","payload":{"n":1}}]}"#;
     let (hub_append, hub_append_p99, statuses) =
-        run_oha(&common(&["-m", "POST", "-H", "content-type: application/json", "-d", body, "--rand-regex-url", &url])).await;
+        run_oha(&common(&["-m", "POST", "-H", "content-type: application/json", "-d", body, "--rand-regex-url", &url]))
+            .await;
     eprintln!("hub appends statuses: {statuses}");
     let direct = store.clone();
     let (store_append, store_append_p99) = run_direct(concurrency, secs, move |i| {
@@ -95,15 +113,22 @@ async fn http_load_through_the_hub_against_the_store() {
             let key = AggregateKey::new("bench", format!("d{i}")).unwrap();
             let mut payload = std::collections::BTreeMap::new();
             payload.insert("n".to_owned(), Ipld::Integer(1));
-            store.append(&key, ExpectedVersion::Any, vec![NewEvent::new("Benchmarked", Ipld::Map(payload))]).await.unwrap();
+            store
+                .append(&key, ExpectedVersion::Any, vec![NewEvent::new("Benchmarked", Ipld::Map(payload))])
+                .await
+                .unwrap();
         }
     })
     .await;
 
     // Reads: one aggregate of 10 events.
     let key = AggregateKey::new("bench", "read").unwrap();
-    store.append(&key, ExpectedVersion::Exact(0), (0..10).map(|i| NewEvent::new("Read", Ipld::Integer(i))).collect()).await.unwrap();
-    let (hub_read, hub_read_p99, statuses) = run_oha(&common(&[&format!("{}/v1/aggregates/bench/read/events", stack.api)])).await;
+    store
+        .append(&key, ExpectedVersion::Exact(0), (0..10).map(|i| NewEvent::new("Read", Ipld::Integer(i))).collect())
+        .await
+        .unwrap();
+    let (hub_read, hub_read_p99, statuses) =
+        run_oha(&common(&[&format!("{}/v1/aggregates/bench/read/events", stack.api)])).await;
     eprintln!("hub reads statuses: {statuses}");
     let direct = store.clone();
     let (store_read, store_read_p99) = run_direct(concurrency, secs, move |_| {

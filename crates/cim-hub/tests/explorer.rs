@@ -17,7 +17,9 @@ async fn the_explorer_draws_the_dag_and_follows_the_feed() {
     let node_modules = cim_test_support::tools_dir().join("node/node_modules");
     let (Some(chromium), true) = (chromium(), node_modules.join("playwright-core").exists()) else {
         assert!(std::env::var_os("CI").is_none(), "CI must install chromium and playwright-core (cargo xtask tools)");
-        eprintln!("skipped: no chromium or no playwright-core in .tools/node (apt-get install chromium; cargo xtask tools)");
+        eprintln!(
+            "skipped: no chromium or no playwright-core in .tools/node (apt-get install chromium; cargo xtask tools)"
+        );
         return;
     };
     let stack = Stack::start().await;
@@ -38,8 +40,13 @@ async fn the_explorer_draws_the_dag_and_follows_the_feed() {
         ]}),
     )
     .await;
-    let own: Vec<String> = order["events"].as_array().unwrap().iter().map(|e| e["cid"].as_str().unwrap().to_owned()).collect();
-    let effect = post("/v1/aggregates/shipment/s7/events".into(), json!({"events": [{"event_type": "Shipped", "parents": [own[2]]}]})).await;
+    let own: Vec<String> =
+        order["events"].as_array().unwrap().iter().map(|e| e["cid"].as_str().unwrap().to_owned()).collect();
+    let effect = post(
+        "/v1/aggregates/shipment/s7/events".into(),
+        json!({"events": [{"event_type": "Shipped", "parents": [own[2]]}]}),
+    )
+    .await;
     let effect = effect["events"][0]["cid"].as_str().unwrap().to_owned();
     let mut nodes = own.clone();
     nodes.extend([cause.clone(), effect.clone()]);

@@ -108,14 +108,21 @@ async fn the_feed_filters_by_aggregate_and_type_and_starts_live_by_default() {
         async move { assert_eq!(request.send().await.unwrap().status(), 201) }
     };
     append("order/1", "Placed").await;
-    let live = stack.http.get(stack.url("/v1/feed?aggregate_type=order&event_type=Paid")).bearer_auth(&reader).send().await.unwrap();
+    let live = stack
+        .http
+        .get(stack.url("/v1/feed?aggregate_type=order&event_type=Paid"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
     append("order/1", "Placed").await;
     append("cart/1", "Paid").await;
     append("order/2", "Paid").await;
     let events = read_events(live, 1).await;
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].1["aggregate_id"].as_str(), events[0].1["event_type"].as_str()), (Some("2"), Some("Paid")));
-    let bad = stack.http.get(stack.url("/v1/feed")).bearer_auth(&reader).header("Last-Event-ID", "x").send().await.unwrap();
+    let bad =
+        stack.http.get(stack.url("/v1/feed")).bearer_auth(&reader).header("Last-Event-ID", "x").send().await.unwrap();
     assert_eq!(bad.status(), 400);
     let bad = stack.http.get(stack.url("/v1/feed?aggregate_id=1")).bearer_auth(&reader).send().await.unwrap();
     assert_eq!(bad.status(), 400);

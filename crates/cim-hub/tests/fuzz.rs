@@ -36,7 +36,11 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch() {
         .expect("run schemathesis");
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     eprintln!("{}", text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
-    assert!(output.status.success(), "schemathesis found problems:\n{text}\nhub log (tail):\n{}", tail(&stack.hub.log()));
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{text}\nhub log (tail):\n{}",
+        tail(&stack.hub.log())
+    );
 }
 
 fn tail(log: &str) -> String {

@@ -20,7 +20,10 @@ async fn http_client(stack: &Stack, token: &str) -> RunningService<RoleClient, C
 
 async fn call(client: &RunningService<RoleClient, ClientConfig>, tool: &str, arguments: Value) -> CallToolResult {
     let Value::Object(arguments) = arguments else { panic!("arguments are an object") };
-    client.call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments)).await.expect("a tool result")
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
+        .await
+        .expect("a tool result")
 }
 
 fn structured(result: &CallToolResult) -> Value {
@@ -41,7 +44,16 @@ async fn an_mcp_client_over_http_reads_units_and_appends_only_with_a_write_token
     let writer = http_client(&stack, &stack.token(Scope::Write).await).await;
     let tools = writer.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    for tool in ["search_units", "get_unit", "unit_history", "read_aggregate", "show_event", "walk_dag", "verify", "append_event"] {
+    for tool in [
+        "search_units",
+        "get_unit",
+        "unit_history",
+        "read_aggregate",
+        "show_event",
+        "walk_dag",
+        "verify",
+        "append_event",
+    ] {
         assert!(names.contains(&tool), "{tool} in {names:?}");
     }
     let unit = call(&writer, "get_unit", json!({"id": "mcp-doc"})).await;
@@ -52,10 +64,15 @@ async fn an_mcp_client_over_http_reads_units_and_appends_only_with_a_write_token
     let history = call(&writer, "unit_history", json!({"id": "mcp-doc"})).await;
     let created_cid = structured(&history)["events"][0]["cid"].as_str().unwrap().to_owned();
 
-    let appended = call(&writer, "append_event", json!({
-        "aggregate_type": "note", "aggregate_id": "n1", "event_type": "NoteTaken",
-        "payload": {"about": "mcp-doc"}, "parents": [created_cid]
-    })).await;
+    let appended = call(
+        &writer,
+        "append_event",
+        json!({
+            "aggregate_type": "note", "aggregate_id": "n1", "event_type": "NoteTaken",
+            "payload": {"about": "mcp-doc"}, "parents": [created_cid]
+        }),
+    )
+    .await;
     assert_ne!(appended.is_error, Some(true), "{appended:?}");
     let cid = structured(&appended)["events"][0]["cid"].as_str().unwrap().to_owned();
     let shown = call(&writer, "show_event", json!({"cid": cid})).await;
@@ -67,12 +84,19 @@ async fn an_mcp_client_over_http_reads_units_and_appends_only_with_a_write_token
     assert_eq!(structured(&read)["events"].as_array().map(Vec::len), Some(1));
     let verified = call(&writer, "verify", json!({"aggregate_type": "note", "aggregate_id": "n1"})).await;
     assert_eq!(structured(&verified)["ok"], true);
-    let reserved = call(&writer, "append_event", json!({"aggregate_type": "unit", "aggregate_id": "x", "event_type": "Hack"})).await;
+    let reserved =
+        call(&writer, "append_event", json!({"aggregate_type": "unit", "aggregate_id": "x", "event_type": "Hack"}))
+            .await;
     assert_eq!(reserved.is_error, Some(true));
     writer.cancel().await.unwrap();
 
     let reader = http_client(&stack, &stack.token(Scope::Read).await).await;
-    let refused = call(&reader, "append_event", json!({"aggregate_type": "note", "aggregate_id": "n1", "event_type": "NoteTaken"})).await;
+    let refused = call(
+        &reader,
+        "append_event",
+        json!({"aggregate_type": "note", "aggregate_id": "n1", "event_type": "NoteTaken"}),
+    )
+    .await;
     assert_eq!(refused.is_error, Some(true));
     assert_eq!(structured(&refused)["code"], "insufficient_scope");
     let still = call(&reader, "get_unit", json!({"id": "mcp-doc"})).await;
@@ -80,7 +104,8 @@ async fn an_mcp_client_over_http_reads_units_and_appends_only_with_a_write_token
     reader.cancel().await.unwrap();
 
     // Without a valid token there is no session at all.
-    let config = StreamableHttpClientTransportConfig::with_uri(stack.url("/mcp")).auth_header("cimhub_000000000000_bad");
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(stack.url("/mcp")).auth_header("cimhub_000000000000_bad");
     assert!(ClientConfig::default().serve(StreamableHttpClientTransport::from_config(config)).await.is_err());
 }
 
@@ -89,7 +114,11 @@ async fn an_mcp_client_over_stdio_acts_with_its_token() {
     let stack = Stack::start_with(true, "").await;
     create_unit(&stack).await;
     let config = stack.dir.path().join("mcp.toml");
-    std::fs::write(&config, format!("[nats]\nurl = \"{}\"\n\n[http]\nenabled = false\n\n[log]\nlevel = \"warn\"\n", stack.server.url())).unwrap();
+    std::fs::write(
+        &config,
+        format!("[nats]\nurl = \"{}\"\n\n[http]\nenabled = false\n\n[log]\nlevel = \"warn\"\n", stack.server.url()),
+    )
+    .unwrap();
     let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_cim-hub-mcp"));
     let start = |token: String| {
         let mut command = tokio::process::Command::new(&binary);
@@ -100,12 +129,22 @@ async fn an_mcp_client_over_stdio_acts_with_its_token() {
     assert!(writer.list_all_tools().await.unwrap().len() >= 8);
     let unit = call(&writer, "get_unit", json!({"id": "mcp-doc"})).await;
     assert_eq!(structured(&unit)["state"]["content"]["text"], "for agents");
-    let appended = call(&writer, "append_event", json!({"aggregate_type": "note", "aggregate_id": "stdio", "event_type": "NoteTaken"})).await;
+    let appended = call(
+        &writer,
+        "append_event",
+        json!({"aggregate_type": "note", "aggregate_id": "stdio", "event_type": "NoteTaken"}),
+    )
+    .await;
     assert_ne!(appended.is_error, Some(true), "{appended:?}");
     writer.cancel().await.unwrap();
 
     let reader = ClientConfig::default().serve(start(stack.token(Scope::Read).await)).await.expect("a stdio session");
-    let refused = call(&reader, "append_event", json!({"aggregate_type": "note", "aggregate_id": "stdio", "event_type": "NoteTaken"})).await;
+    let refused = call(
+        &reader,
+        "append_event",
+        json!({"aggregate_type": "note", "aggregate_id": "stdio", "event_type": "NoteTaken"}),
+    )
+    .await;
     assert_eq!(structured(&refused)["code"], "insufficient_scope");
     reader.cancel().await.unwrap();
 }

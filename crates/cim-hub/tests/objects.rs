@@ -37,7 +37,8 @@ async fn objects_are_streamed_cached_by_cid_and_ranged() {
     assert_eq!(got.headers()["content-length"], data.len().to_string().as_str());
     assert_eq!(got.bytes().await.unwrap().as_ref(), data.as_slice());
 
-    let cached = stack.http.get(&url).bearer_auth(&writer).header("if-none-match", format!("\"{cid}\"")).send().await.unwrap();
+    let cached =
+        stack.http.get(&url).bearer_auth(&writer).header("if-none-match", format!("\"{cid}\"")).send().await.unwrap();
     assert_eq!(cached.status(), 304);
 
     let range = stack.http.get(&url).bearer_auth(&writer).header("range", "bytes=131000-131199").send().await.unwrap();
@@ -51,16 +52,30 @@ async fn objects_are_streamed_cached_by_cid_and_ranged() {
     json(outside, 416).await;
 
     let head = stack.http.head(&url).bearer_auth(&writer).send().await.unwrap();
-    assert_eq!((head.status().as_u16(), head.headers()["content-length"].to_str().unwrap()), (200, data.len().to_string().as_str()));
+    assert_eq!(
+        (head.status().as_u16(), head.headers()["content-length"].to_str().unwrap()),
+        (200, data.len().to_string().as_str())
+    );
 
     // Identical content is stored once, under the same CID.
-    let again = json(stack.http.put(stack.url("/v1/objects")).bearer_auth(&writer).body(data.clone()).send().await.unwrap(), 201).await;
+    let again = json(
+        stack.http.put(stack.url("/v1/objects")).bearer_auth(&writer).body(data.clone()).send().await.unwrap(),
+        201,
+    )
+    .await;
     assert_eq!(again["cid"].as_str(), Some(cid.as_str()));
 
     let reader = stack.token(Scope::Read).await;
-    let refused = stack.http.put(stack.url("/v1/objects")).bearer_auth(&reader).body(vec![1u8; 10]).send().await.unwrap();
+    let refused =
+        stack.http.put(stack.url("/v1/objects")).bearer_auth(&reader).body(vec![1u8; 10]).send().await.unwrap();
     assert_eq!(json(refused, 403).await["code"], "insufficient_scope");
-    let unknown = stack.http.get(stack.url("/v1/objects/bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e")).bearer_auth(&reader).send().await.unwrap();
+    let unknown = stack
+        .http
+        .get(stack.url("/v1/objects/bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(json(unknown, 404).await["code"], "unknown_object");
 }
 
@@ -68,11 +83,19 @@ async fn objects_are_streamed_cached_by_cid_and_ranged() {
 async fn objects_over_the_limit_get_413_and_leave_nothing() {
     let stack = Stack::start_with(false, "max_object_bytes = 1000000\n").await;
     let writer = stack.token(Scope::Write).await;
-    let declared = stack.http.put(stack.url("/v1/objects")).bearer_auth(&writer).body(vec![0u8; 1_000_001]).send().await.unwrap();
+    let declared =
+        stack.http.put(stack.url("/v1/objects")).bearer_auth(&writer).body(vec![0u8; 1_000_001]).send().await.unwrap();
     assert_eq!(json(declared, 413).await["code"], "payload_too_large");
     // Streamed without a length: cut off when it passes the limit.
     let chunks = futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![1u8; 100_000])));
-    let streamed = stack.http.put(stack.url("/v1/objects")).bearer_auth(&writer).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    let streamed = stack
+        .http
+        .put(stack.url("/v1/objects"))
+        .bearer_auth(&writer)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(json(streamed, 413).await["code"], "payload_too_large");
     let store = cim_store::ObjectStore::open(stack.nats.clone(), &cim_store::StoreConfig::default()).await.unwrap();
     assert!(store.list().await.unwrap().is_empty(), "a refused put leaves no object");
@@ -81,7 +104,11 @@ async fn objects_over_the_limit_get_413_and_leave_nothing() {
 /// Peak resident memory of a process, from `/proc/<pid>/status`.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok()).unwrap()
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
 }
 
 /// A large object through the hub, both ways, streamed: the hub's peak RSS
@@ -110,13 +137,22 @@ async fn a_large_object_passes_through_in_bounded_memory() {
     }));
     let started = std::time::Instant::now();
     let stored = json(
-        stack.http.put(stack.url("/v1/objects")).bearer_auth(&writer).body(reqwest::Body::wrap_stream(upload)).send().await.unwrap(),
+        stack
+            .http
+            .put(stack.url("/v1/objects"))
+            .bearer_auth(&writer)
+            .body(reqwest::Body::wrap_stream(upload))
+            .send()
+            .await
+            .unwrap(),
         201,
-    ).await;
+    )
+    .await;
     let put_secs = started.elapsed().as_secs_f64();
     assert_eq!(stored["cid"].as_str(), Some(expected.as_str()));
     let started = std::time::Instant::now();
-    let response = stack.http.get(stack.url(&format!("/v1/objects/{expected}"))).bearer_auth(&writer).send().await.unwrap();
+    let response =
+        stack.http.get(stack.url(&format!("/v1/objects/{expected}"))).bearer_auth(&writer).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let mut body = response.bytes_stream();
     let mut hasher = cim_cid::RawHasher::default();

@@ -25,7 +25,8 @@ async fn the_served_document_is_the_committed_one() {
     let doc: serde_json::Value = serde_json::from_str(&served).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/v1/aggregates/{aggregate_type}/{aggregate_id}/events"]["post"].is_object());
-    let asyncapi: serde_json::Value = stack.http.get(stack.url("/v1/asyncapi.json")).send().await.unwrap().json().await.unwrap();
+    let asyncapi: serde_json::Value =
+        stack.http.get(stack.url("/v1/asyncapi.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(asyncapi["asyncapi"], "3.0.0");
     assert_eq!(asyncapi["channels"]["tokens-create"]["address"], "cim.service.hub.tokens.create");
 }

@@ -85,7 +85,8 @@ impl Stack {
 
     /// A new token with `scope`.
     pub async fn token(&self, scope: Scope) -> String {
-        let request = CreateToken { name: format!("test {scope}"), scope, rate_per_sec: Some(10_000), burst: Some(10_000) };
+        let request =
+            CreateToken { name: format!("test {scope}"), scope, rate_per_sec: Some(10_000), burst: Some(10_000) };
         self.client().create_token(&request).await.expect("create a token").token
     }
 
@@ -136,7 +137,8 @@ async fn wait_for_api_after(hub: &ServiceProcess, seen: usize) -> String {
     loop {
         let log = hub.log();
         if log.matches("serving the HTTP API on ").count() > seen {
-            let line = log.rmatch_indices("serving the HTTP API on ").next().map(|(i, _)| &log[i..]).unwrap_or_default();
+            let line =
+                log.rmatch_indices("serving the HTTP API on ").next().map(|(i, _)| &log[i..]).unwrap_or_default();
             let url = line["serving the HTTP API on ".len()..].split_whitespace().next().unwrap_or_default();
             return url.trim_end_matches(|c: char| !c.is_ascii_digit()).to_owned();
         }
@@ -148,7 +150,8 @@ async fn wait_for_api_after(hub: &ServiceProcess, seen: usize) -> String {
 /// A response's body as JSON, asserting its status.
 pub async fn json(response: reqwest::Response, status: u16) -> serde_json::Value {
     let actual = response.status().as_u16();
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let text = response.text().await.expect("a body");
     assert_eq!(actual, status, "unexpected status; body: {text}");
     if actual >= 400 {

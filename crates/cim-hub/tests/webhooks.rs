@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
-use cim_hub_api::{CreateInbound, CreateSubscription, DeliveryOutcome, DeliveryQuery, EventFilter, Scope, SubscriptionStatus};
+use cim_hub_api::{
+    CreateInbound, CreateSubscription, DeliveryOutcome, DeliveryQuery, EventFilter, Scope, SubscriptionStatus,
+};
 use serde_json::json;
 
 use crate::support::{Stack, json};
@@ -49,7 +51,8 @@ impl Receiver {
         let app = axum::Router::new().route(
             "/hook",
             axum::routing::post(move |headers: HeaderMap, body: bytes::Bytes| {
-                let (secret, received, rejected, failing) = (secret.clone(), received.clone(), rejected.clone(), failing.clone());
+                let (secret, received, rejected, failing) =
+                    (secret.clone(), received.clone(), rejected.clone(), failing.clone());
                 async move {
                     if let Some(status) = *failing.lock().unwrap() {
                         return StatusCode::from_u16(status).unwrap();
@@ -94,7 +97,12 @@ impl Receiver {
     async fn wait_for(&self, deliveries: usize, stack: &Stack) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.count() < deliveries {
-            assert!(Instant::now() < deadline, "{} of {deliveries} deliveries; hub log:\n{}", self.count(), stack.hub.log());
+            assert!(
+                Instant::now() < deadline,
+                "{} of {deliveries} deliveries; hub log:\n{}",
+                self.count(),
+                stack.hub.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -102,7 +110,14 @@ impl Receiver {
 
 async fn append(stack: &Stack, token: &str, aggregate: &str, event_type: &str) {
     let body = json!({"events": [{"event_type": event_type, "payload": {"n": 1}}]});
-    let response = stack.http.post(stack.url(&format!("/v1/aggregates/{aggregate}/events"))).bearer_auth(token).json(&body).send().await.unwrap();
+    let response = stack
+        .http
+        .post(stack.url(&format!("/v1/aggregates/{aggregate}/events")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     json(response, 201).await;
 }
 
@@ -136,7 +151,11 @@ async fn outbound_webhooks_survive_receiver_downtime_and_a_hub_restart_and_arriv
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let log = stack.client().deliveries(&DeliveryQuery { outcome: Some(DeliveryOutcome::Retrying), ..Default::default() }).await.unwrap();
+        let log = stack
+            .client()
+            .deliveries(&DeliveryQuery { outcome: Some(DeliveryOutcome::Retrying), ..Default::default() })
+            .await
+            .unwrap();
         if log.deliveries.iter().any(|d| d.attempts >= 2 && d.error.is_some()) {
             break;
         }
@@ -161,7 +180,11 @@ async fn outbound_webhooks_survive_receiver_downtime_and_a_hub_restart_and_arriv
     assert_eq!(first["type"], "Placed");
     assert!(first["data"]["cid"].as_str().unwrap().starts_with("bafyrei"));
 
-    let log = stack.client().deliveries(&DeliveryQuery { subscription: Some(created.info.id.clone()), ..Default::default() }).await.unwrap();
+    let log = stack
+        .client()
+        .deliveries(&DeliveryQuery { subscription: Some(created.info.id.clone()), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(log.deliveries.iter().filter(|d| d.outcome == DeliveryOutcome::Delivered).count(), 5);
     let listed = stack.client().subscriptions().await.unwrap().subscriptions;
     assert_eq!(listed[0].status, SubscriptionStatus::Active);
@@ -185,7 +208,12 @@ async fn failing_receivers_get_dead_letters_and_are_paused_then_resumed() {
     *receiver.failing.lock().unwrap() = Some(500);
     let created = stack
         .client()
-        .subscribe(&CreateSubscription { url: receiver.url(), filter: EventFilter::default(), description: String::new(), after_seq: None })
+        .subscribe(&CreateSubscription {
+            url: receiver.url(),
+            filter: EventFilter::default(),
+            description: String::new(),
+            after_seq: None,
+        })
         .await
         .unwrap();
     *receiver.secret.lock().unwrap() = created.secret.clone();
@@ -204,7 +232,11 @@ async fn failing_receivers_get_dead_letters_and_are_paused_then_resumed() {
         assert!(Instant::now() < deadline, "not paused; log:\n{}", stack.hub.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let dead = stack.client().deliveries(&DeliveryQuery { outcome: Some(DeliveryOutcome::Dead), ..Default::default() }).await.unwrap();
+    let dead = stack
+        .client()
+        .deliveries(&DeliveryQuery { outcome: Some(DeliveryOutcome::Dead), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(dead.deliveries.len(), 2);
     assert!(dead.deliveries.iter().all(|d| d.attempts == 4 && d.http_status == Some(500)));
 
@@ -223,7 +255,12 @@ async fn inbound_webhooks_are_verified_deduplicated_and_stored() {
     let stack = Stack::start().await;
     let created = stack
         .client()
-        .create_inbound(&CreateInbound { id: "github".into(), aggregate_type: "gh".into(), event_type: "Received".into(), description: String::new() })
+        .create_inbound(&CreateInbound {
+            id: "github".into(),
+            aggregate_type: "gh".into(),
+            event_type: "Received".into(),
+            description: String::new(),
+        })
         .await
         .unwrap();
     assert_eq!(created.info.path, "/v1/hooks/github");
@@ -248,10 +285,23 @@ async fn inbound_webhooks_are_verified_deduplicated_and_stored() {
 
     let replay = json(send("msg_1", now, body, None).await.unwrap(), 409).await;
     assert_eq!(replay["code"], "replayed");
-    let tampered = json(send("msg_2", now, r#"{"type": "push", "data": {"ref": "evil"}}"#, Some(signer.sign("msg_2", now, body.as_bytes()).unwrap())).await.unwrap(), 401).await;
+    let tampered = json(
+        send(
+            "msg_2",
+            now,
+            r#"{"type": "push", "data": {"ref": "evil"}}"#,
+            Some(signer.sign("msg_2", now, body.as_bytes()).unwrap()),
+        )
+        .await
+        .unwrap(),
+        401,
+    )
+    .await;
     assert_eq!(tampered["code"], "bad_signature");
     let other = standardwebhooks::Webhook::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-    let wrong_key = json(send("msg_3", now, body, Some(other.sign("msg_3", now, body.as_bytes()).unwrap())).await.unwrap(), 401).await;
+    let wrong_key =
+        json(send("msg_3", now, body, Some(other.sign("msg_3", now, body.as_bytes()).unwrap())).await.unwrap(), 401)
+            .await;
     assert_eq!(wrong_key["code"], "bad_signature");
     let stale = json(send("msg_4", now - 3600, body, None).await.unwrap(), 401).await;
     assert_eq!(stale["code"], "stale_timestamp");
@@ -266,7 +316,11 @@ async fn inbound_webhooks_are_verified_deduplicated_and_stored() {
 
     // Exactly one event: the first delivery, typed by the body's `type`.
     let reader = stack.token(Scope::Read).await;
-    let events = json(stack.http.get(stack.url("/v1/aggregates/gh/github/events")).bearer_auth(&reader).send().await.unwrap(), 200).await;
+    let events = json(
+        stack.http.get(stack.url("/v1/aggregates/gh/github/events")).bearer_auth(&reader).send().await.unwrap(),
+        200,
+    )
+    .await;
     let events = events["events"].as_array().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["cid"], cid.as_str());
@@ -274,8 +328,32 @@ async fn inbound_webhooks_are_verified_deduplicated_and_stored() {
     assert_eq!(events[0]["payload"]["webhook_id"], "msg_1");
     assert_eq!(events[0]["payload"]["body"]["data"]["ref"], "main");
     assert_eq!(events[0]["timestamp_us"].as_i64(), Some(now * 1_000_000));
-    let shown = json(stack.http.get(stack.url(&format!("/v1/events/{cid}"))).bearer_auth(&reader).send().await.unwrap(), 200).await;
+    let shown =
+        json(stack.http.get(stack.url(&format!("/v1/events/{cid}"))).bearer_auth(&reader).send().await.unwrap(), 200)
+            .await;
     assert_eq!(shown["caller"], "hub:inbound:github");
-    assert!(stack.client().create_inbound(&CreateInbound { id: "github".into(), aggregate_type: "gh".into(), event_type: "X".into(), description: String::new() }).await.is_err());
-    assert!(stack.client().create_inbound(&CreateInbound { id: "u".into(), aggregate_type: "unit".into(), event_type: "X".into(), description: String::new() }).await.is_err());
+    assert!(
+        stack
+            .client()
+            .create_inbound(&CreateInbound {
+                id: "github".into(),
+                aggregate_type: "gh".into(),
+                event_type: "X".into(),
+                description: String::new()
+            })
+            .await
+            .is_err()
+    );
+    assert!(
+        stack
+            .client()
+            .create_inbound(&CreateInbound {
+                id: "u".into(),
+                aggregate_type: "unit".into(),
+                event_type: "X".into(),
+                description: String::new()
+            })
+            .await
+            .is_err()
+    );
 }

@@ -131,7 +131,6 @@ async fn the_caller_of_an_append_is_kept_beside_its_events() {
     assert_eq!(a.last_cid(), b.last_cid());
     assert!(b.already_stored);
 
-    let refused =
-        store.append_as(&order, ExpectedVersion::Any, vec![event("X", json!({}))], Some("line\nbreak")).await;
+    let refused = store.append_as(&order, ExpectedVersion::Any, vec![event("X", json!({}))], Some("line\nbreak")).await;
     assert!(matches!(refused, Err(Error::InvalidCaller(_))), "{refused:?}");
 }

@@ -102,9 +102,8 @@ pub(crate) async fn walk_dag(
     let depth = depth.clamp(1, 64);
     let limit = limit.clamp(1, 1000);
     let dag = hub.store().dag().await?;
-    if !dag.contains(&start) {
-        dag.catch_up().await?;
-    }
+    // Events appended a moment ago (the start, or its descendants) are there.
+    dag.catch_up().await?;
     let graph = dag.read();
     let walk = match direction {
         WalkDirection::Ancestors => graph.ancestors(&start, Some(depth)),
@@ -187,7 +186,8 @@ pub async fn aggregate_graph(
     principal.require(Scope::Read)?;
     let aggregate = aggregate_key(&path.aggregate_type, &path.aggregate_id)?;
     let max = hub.settings().max_page_events;
-    let own: Vec<_> = hub.store().aggregate_events(&aggregate, AggregateQuery::all()).await?.take(max).try_collect().await?;
+    let own: Vec<_> =
+        hub.store().aggregate_events(&aggregate, AggregateQuery::all()).await?.take(max).try_collect().await?;
     let mut nodes: BTreeMap<String, GraphNode> = BTreeMap::new();
     let mut edges = Vec::new();
     let mut others = HashSet::new();
@@ -213,8 +213,10 @@ pub async fn aggregate_graph(
             others.insert(*parent);
         }
     }
-    // The events the aggregate's events caused, from the DAG.
+    // The events the aggregate's events caused, from the DAG (caught up
+    // with the stream, so an effect appended a moment ago is there).
     let dag = hub.store().dag().await?;
+    dag.catch_up().await?;
     let children: Vec<(cim_cid::Cid, cim_cid::Cid)> = {
         let graph = dag.read();
         let mut children = Vec::new();

@@ -156,9 +156,8 @@ pub(crate) fn new_events(bodies: Vec<NewEventBody>) -> Result<Vec<NewEvent>, Pro
         .into_iter()
         .enumerate()
         .map(|(index, body)| {
-            let payload = cim_cid::ipld_from_json(&body.payload).map_err(|e| {
-                Problem::bad_request(format!("events[{index}].payload is not DAG-JSON: {e}"))
-            })?;
+            let payload = cim_cid::ipld_from_json(&body.payload)
+                .map_err(|e| Problem::bad_request(format!("events[{index}].payload is not DAG-JSON: {e}")))?;
             let parents = body
                 .parents
                 .iter()
@@ -371,7 +370,15 @@ pub async fn show(
 /// One event by CID, with its caller.
 pub(crate) async fn show_event(hub: &Hub, cid: &str) -> Result<EventView, Problem> {
     let cid = parse_cid("cid", cid)?;
-    let stored = hub.store().event(&cid).await?;
+    let stored = match hub.store().event(&cid).await {
+        // Appended a moment ago, perhaps by another writer: the DAG that
+        // places events may not have it yet.
+        Err(cim_store::Error::EventNotFound(_)) => {
+            hub.store().dag().await?.catch_up().await?;
+            hub.store().event(&cid).await?
+        }
+        other => other?,
+    };
     let mut view = EventView::of(&stored);
     view.caller = hub.store().caller_at(stored.seq).await?;
     Ok(view)

@@ -55,27 +55,39 @@ pub async fn receive(
     if !valid_id(&id) {
         return Err(refuse(&hub, "unknown", unknown()));
     }
-    let record: InboundRecord = hub
-        .kv()
-        .get_json(&format!("{INBOUND_PREFIX}{id}"))
-        .await?
-        .ok_or_else(|| refuse(&hub, "unknown", unknown()))?;
+    let record: InboundRecord =
+        hub.kv().get_json(&format!("{INBOUND_PREFIX}{id}")).await?.ok_or_else(|| refuse(&hub, "unknown", unknown()))?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let (webhook_id, timestamp, signature) = (header(signing::ID), header(signing::TIMESTAMP), header(signing::SIGNATURE));
+    let (webhook_id, timestamp, signature) =
+        (header(signing::ID), header(signing::TIMESTAMP), header(signing::SIGNATURE));
     if webhook_id.is_empty() || timestamp.is_empty() || signature.is_empty() {
         return Err(refuse(
             &hub,
             "unsigned",
-            Problem::new(StatusCode::UNAUTHORIZED, "bad_signature", "webhook-id, webhook-timestamp and webhook-signature are required"),
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                "webhook-id, webhook-timestamp and webhook-signature are required",
+            ),
         ));
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let tolerance = hub.settings().inbound_tolerance_secs;
-    let sent_at = signing::verify(&record.secret, &webhook_id, &timestamp, &signature, &body, now, tolerance).map_err(|refusal| match refusal {
-        Refusal::Stale { .. } => refuse(&hub, "stale", Problem::new(StatusCode::UNAUTHORIZED, "stale_timestamp", refusal.to_string())),
-        Refusal::BadSignature => refuse(&hub, "bad_signature", Problem::new(StatusCode::UNAUTHORIZED, "bad_signature", refusal.to_string())),
-        Refusal::Malformed(reason) => refuse(&hub, "malformed", Problem::new(StatusCode::BAD_REQUEST, "bad_request", reason)),
-    })?;
+    let sent_at = signing::verify(&record.secret, &webhook_id, &timestamp, &signature, &body, now, tolerance).map_err(
+        |refusal| match refusal {
+            Refusal::Stale { .. } => {
+                refuse(&hub, "stale", Problem::new(StatusCode::UNAUTHORIZED, "stale_timestamp", refusal.to_string()))
+            }
+            Refusal::BadSignature => refuse(
+                &hub,
+                "bad_signature",
+                Problem::new(StatusCode::UNAUTHORIZED, "bad_signature", refusal.to_string()),
+            ),
+            Refusal::Malformed(reason) => {
+                refuse(&hub, "malformed", Problem::new(StatusCode::BAD_REQUEST, "bad_request", reason))
+            }
+        },
+    )?;
     let json: Value = serde_json::from_slice(&body)
         .map_err(|e| refuse(&hub, "not_json", Problem::bad_request(format!("the body is not JSON: {e}"))))?;
     let aggregate = super::aggregate_key(&record.info.aggregate_type, &id)?;
@@ -91,8 +103,12 @@ pub async fn receive(
             return Err(refuse(
                 &hub,
                 "replayed",
-                Problem::new(StatusCode::CONFLICT, "replayed", format!("webhook-id {webhook_id:?} was received already"))
-                    .with_details(serde_json::json!({ "webhook_id": webhook_id })),
+                Problem::new(
+                    StatusCode::CONFLICT,
+                    "replayed",
+                    format!("webhook-id {webhook_id:?} was received already"),
+                )
+                .with_details(serde_json::json!({ "webhook_id": webhook_id })),
             ));
         }
         Err(e) => return Err(Problem::unavailable(format!("recording the delivery id: {e}"))),
@@ -104,8 +120,10 @@ pub async fn receive(
         .unwrap_or(&record.info.event_type)
         .to_owned();
     let payload = serde_json::json!({ "webhook_id": webhook_id, "body": json });
-    let payload = cim_cid::ipld_from_json(&payload).map_err(|e| Problem::bad_request(format!("the body is not DAG-JSON: {e}")))?;
-    let event = NewEvent::new(event_type, payload).with_timestamp(Timestamp::from_unix_micros(sent_at.saturating_mul(1_000_000)));
+    let payload = cim_cid::ipld_from_json(&payload)
+        .map_err(|e| Problem::bad_request(format!("the body is not DAG-JSON: {e}")))?;
+    let event = NewEvent::new(event_type, payload)
+        .with_timestamp(Timestamp::from_unix_micros(sent_at.saturating_mul(1_000_000)));
     let caller = format!("hub:inbound:{id}");
     match hub.store().append_as(&aggregate, ExpectedVersion::Any, vec![event], Some(&caller)).await {
         Ok(appended) => {

@@ -66,7 +66,9 @@ impl Modify for Bearer {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("cimhub_<id>_<secret>").build()),
+            SecurityScheme::Http(
+                Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("cimhub_<id>_<secret>").build(),
+            ),
         );
     }
 }
@@ -102,9 +104,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn api_router() -> OpenApiRouter<Hub> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(authenticated())
-        .routes(routes!(hooks::receive))
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(authenticated()).routes(routes!(hooks::receive))
 }
 
 /// The whole HTTP application of the hub.
@@ -169,7 +169,11 @@ fn json_problem(rejection: JsonRejection) -> Problem {
         return Problem::new(status, "payload_too_large", rejection.body_text());
     }
     if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-        return Problem::new(status, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)");
+        return Problem::new(
+            status,
+            "unsupported_media_type",
+            "the body must be JSON (Content-Type: application/json)",
+        );
     }
     Problem::bad_request(rejection.body_text())
 }
@@ -221,7 +225,6 @@ pub fn aggregate_key(aggregate_type: &str, aggregate_id: &str) -> Result<cim_cid
 pub use axum::Json;
 
 pub(crate) use crate::problem::ApiResult;
-
 
 /// A raw body within `[hub] max_body_bytes`; too large is a 413 problem.
 #[derive(Debug, Clone)]

@@ -42,11 +42,8 @@ pub struct ObjectView {
 pub async fn put(State(hub): State<Hub>, Auth(principal): Auth, request: Request) -> ApiResult<Response> {
     principal.require(Scope::Write)?;
     let limit = hub.settings().max_object_bytes;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|size| size > limit) {
         return Err(Problem::too_large(limit));
     }
@@ -102,7 +99,11 @@ pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, 
         (size.saturating_sub(suffix), size - 1)
     } else {
         let first: u64 = start.parse().map_err(|_| ())?;
-        let last = if end.is_empty() { size.saturating_sub(1) } else { end.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1)) };
+        let last = if end.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            end.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1))
+        };
         if first >= size || last < first {
             return Err(());
         }
@@ -112,7 +113,11 @@ pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, 
 }
 
 /// The bytes `first..=last` of a stream of chunks.
-fn slice(chunks: impl Stream<Item = cim_store::Result<Bytes>> + Send + 'static, first: u64, last: u64) -> impl Stream<Item = cim_store::Result<Bytes>> + Send {
+fn slice(
+    chunks: impl Stream<Item = cim_store::Result<Bytes>> + Send + 'static,
+    first: u64,
+    last: u64,
+) -> impl Stream<Item = cim_store::Result<Bytes>> + Send {
     let mut offset = 0u64;
     chunks
         .map_ok(move |chunk| {
@@ -138,7 +143,8 @@ fn slice(chunks: impl Stream<Item = cim_store::Result<Bytes>> + Send + 'static, 
 }
 
 fn object_headers(headers: &mut HeaderMap, cid: &cim_cid::Cid) {
-    let content_type = if cid.codec() == cim_cid::DAG_CBOR { "application/vnd.ipld.dag-cbor" } else { "application/octet-stream" };
+    let content_type =
+        if cid.codec() == cim_cid::DAG_CBOR { "application/vnd.ipld.dag-cbor" } else { "application/octet-stream" };
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{cid}\"")) {
         headers.insert(header::ETAG, etag);
@@ -149,10 +155,12 @@ fn object_headers(headers: &mut HeaderMap, cid: &cim_cid::Cid) {
 
 fn not_modified(request_headers: &HeaderMap, cid: &cim_cid::Cid) -> bool {
     let tag = format!("\"{cid}\"");
-    request_headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| { let t = t.trim(); t == "*" || t == tag || t.strip_prefix("W/") == Some(tag.as_str()) }))
+    request_headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || t == tag || t.strip_prefix("W/") == Some(tag.as_str())
+        })
+    })
 }
 
 /// Reads an object, streamed and verified against its CID; `Range` reads a part.
@@ -206,7 +214,12 @@ pub async fn get(
         Some(value) => match parse_range(value, meta.size) {
             Ok(range) => range,
             Err(()) => {
-                let mut response = Problem::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", format!("the object has {} bytes", meta.size)).into_response();
+                let mut response = Problem::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    format!("the object has {} bytes", meta.size),
+                )
+                .into_response();
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", meta.size)) {
                     response.headers_mut().insert(header::CONTENT_RANGE, v);
                 }
@@ -281,7 +294,11 @@ mod tests {
 
     #[tokio::test]
     async fn slices_cross_chunks() {
-        let chunks = futures::stream::iter(vec![Ok(Bytes::from_static(b"abcd")), Ok(Bytes::from_static(b"efgh")), Ok(Bytes::from_static(b"ijkl"))]);
+        let chunks = futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"abcd")),
+            Ok(Bytes::from_static(b"efgh")),
+            Ok(Bytes::from_static(b"ijkl")),
+        ]);
         let out: Vec<Bytes> = slice(chunks, 3, 8).try_collect().await.unwrap();
         assert_eq!(out.concat(), b"defghi");
     }

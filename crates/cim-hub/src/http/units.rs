@@ -135,7 +135,8 @@ pub async fn get(
     ApiQuery(params): ApiQuery<GetParams>,
 ) -> ApiResult<Json<JsonObject>> {
     principal.require(Scope::Read)?;
-    let query = Get { id: Some(id), version: params.version, at: params.at, state_cid: params.state_cid, min_version: None };
+    let query =
+        Get { id: Some(id), version: params.version, at: params.at, state_cid: params.state_cid, min_version: None };
     reply(hub.ius().get(&query).await.map_err(Problem::from_request)?)
 }
 
@@ -193,7 +194,11 @@ pub async fn update(
     ),
     security(("bearer" = []))
 )]
-pub async fn history(State(hub): State<Hub>, Auth(principal): Auth, ApiPath(id): ApiPath<String>) -> ApiResult<Json<JsonObject>> {
+pub async fn history(
+    State(hub): State<Hub>,
+    Auth(principal): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<JsonObject>> {
     principal.require(Scope::Read)?;
     reply(hub.ius().history(&id).await.map_err(Problem::from_request)?)
 }
@@ -210,7 +215,11 @@ pub async fn history(State(hub): State<Hub>, Auth(principal): Auth, ApiPath(id):
     ),
     security(("bearer" = []))
 )]
-pub async fn verify(State(hub): State<Hub>, Auth(principal): Auth, ApiPath(id): ApiPath<String>) -> ApiResult<Json<JsonObject>> {
+pub async fn verify(
+    State(hub): State<Hub>,
+    Auth(principal): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<JsonObject>> {
     principal.require(Scope::Read)?;
     reply(hub.ius().verify(&id).await.map_err(Problem::from_request)?)
 }
@@ -254,6 +263,7 @@ pub async fn related(
                 .map_err(|_| Problem::bad_request(format!("direction: {text:?} is not out, in or both")))?,
         ),
     };
-    let query = Traverse { id, depth: params.depth, relation: params.relation, direction: direction.unwrap_or_default() };
+    let query =
+        Traverse { id, depth: params.depth, relation: params.relation, direction: direction.unwrap_or_default() };
     reply(hub.ius().traverse(&query).await.map_err(Problem::from_request)?)
 }
