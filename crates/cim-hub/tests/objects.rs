@@ -112,11 +112,11 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// A large object through the hub, both ways, streamed: the hub's peak RSS
-/// stays bounded. `CIM_HUB_BIG_OBJECT_MIB` sets the size (default 256;
+/// stays bounded. `CIM_HUB_BIG_OBJECT_MIB` sets the size (default 128;
 /// docs/benchmarks.md reports 1024).
 #[tokio::test]
 async fn a_large_object_passes_through_in_bounded_memory() {
-    let mib: usize = std::env::var("CIM_HUB_BIG_OBJECT_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let mib: usize = std::env::var("CIM_HUB_BIG_OBJECT_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(128);
     let stack = Stack::start().await;
     let writer = stack.token(Scope::Write).await;
     let pid = stack.hub.id().expect("the hub runs");
