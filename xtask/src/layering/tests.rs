@@ -288,20 +288,20 @@ fn write_workspace(dir: &Path, deps: &[(&str, &str)]) -> Result<PathBuf> {
         members.push(c.api.clone());
     }
     let root = dir.join("ws");
-    let write_crate = |dir: &Path, name: &str| -> Result<()> {
-        fs::create_dir_all(dir.join("src"))?;
-        fs::write(dir.join("src/lib.rs"), "")?;
+    let write_crate = |at: &Path, name: &str| -> Result<()> {
+        fs::create_dir_all(at.join("src"))?;
+        fs::write(at.join("src/lib.rs"), "")?;
         let mut manifest =
             format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\n");
         for (_, to) in deps.iter().filter(|(from, _)| *from == name) {
             let path = if members.iter().any(|m| m.as_str() == *to) {
-                format!("../{to}")
+                root.join("crates").join(to)
             } else {
-                format!("../../../external/{to}")
+                dir.join("external").join(to)
             };
-            manifest += &format!("{to} = {{ path = \"{path}\" }}\n");
+            manifest += &format!("{to} = {{ path = {:?} }}\n", path.display().to_string());
         }
-        Ok(fs::write(dir.join("Cargo.toml"), manifest)?)
+        Ok(fs::write(at.join("Cargo.toml"), manifest)?)
     };
     for name in &members {
         write_crate(&root.join("crates").join(name), name)?;
