@@ -318,15 +318,14 @@ async fn the_api_is_served_over_tls_when_configured() {
             "-subj",
             "/CN=localhost",
         ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        // An end-entity certificate: rustls refuses a CA certificate as a server's.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output();
-    let Ok(made) = made else {
-        eprintln!("skipped: no openssl to make a test certificate");
-        return;
-    };
+    let made = made.expect("openssl makes the test certificate (.ci/run installs it)");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let extra =
         format!("tls_cert_file = {:?}\ntls_key_file = {:?}", cert.display().to_string(), key.display().to_string());
