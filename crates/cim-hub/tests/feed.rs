@@ -18,7 +18,7 @@ async fn read_events(response: reqwest::Response, take: usize) -> Vec<(u64, serd
     let mut buffer = String::new();
     let mut events = Vec::new();
     while events.len() < take {
-        let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_secs(30), body.next()).await else { break };
+        let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_secs(15), body.next()).await else { break };
         buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
         while let Some(end) = buffer.find("\n\n") {
             let block: String = buffer.drain(..end + 2).collect();
@@ -73,7 +73,14 @@ async fn resuming_with_last_event_id_under_an_append_storm_loses_and_repeats_not
         };
         // Take an uneven number each time, then hang up.
         let take = 37 + (connections * 53) % 101;
-        received.extend(read_events(request.send().await.unwrap(), take).await);
+        let got = read_events(request.send().await.unwrap(), take).await;
+        assert!(
+            !got.is_empty(),
+            "connection {connections} after {} events brought none; hub log:\n{}",
+            received.len(),
+            stack.hub.log()
+        );
+        received.extend(got);
     }
     for writer in storm {
         writer.await.unwrap();
