@@ -4,7 +4,6 @@
 mod support;
 
 mod api;
-mod bench;
 mod explorer;
 mod feed;
 mod fuzz;
