@@ -18,6 +18,11 @@ client sees:
                                  (permissions violation), 1 if it allowed it
     denied-subscribe SUBJECT     the same for a subscription
     allowed-publish SUBJECT      exit 0 if the server accepts the publish
+    matrix CHECKS                run a list of checks (JSON: [{"check",
+                                 "subject", "body", "why"}, ...], check one
+                                 of the three above or "request") over one
+                                 connection; print each; exit 0 if all hold,
+                                 1 otherwise
     put-object BUCKET FILE       store FILE in a JetStream object store bucket
                                  under its raw CID (as cim-store names
                                  objects, docs/spec/jetstream.md §2); print it
@@ -192,6 +197,43 @@ async def check_subscribe(nc, args, errors):
     return report(errors, args.subject, f"subscription to {args.subject}", True)
 
 
+async def matrix(nc, args, errors):
+    """Runs a list of checks over one connection: the publishes and
+    subscriptions all at once (the server reports each refusal naming its
+    subject), then the requests one by one."""
+    checks = json.loads(args.checks)
+    kinds = {"denied-publish", "allowed-publish", "denied-subscribe", "request"}
+    unknown = [c.get("check") for c in checks if c.get("check") not in kinds]
+    if unknown:
+        print(f"unknown checks: {unknown}", file=sys.stderr)
+        return 1
+    for check in checks:
+        if check["check"] in ("denied-publish", "allowed-publish"):
+            await nc.publish(check["subject"], check.get("body", "").encode())
+        elif check["check"] == "denied-subscribe":
+            await nc.subscribe(check["subject"])
+    await nc.flush(timeout=args.timeout)
+    await asyncio.sleep(0.5)
+    failed = 0
+    for check in checks:
+        kind, subject, why = check["check"], check["subject"], check.get("why", "")
+        if kind == "request":
+            try:
+                msg = await nc.request(subject, check.get("body", "{}").encode(), timeout=args.timeout)
+                ok = status(msg) != "503" and not (msg.headers and "Nats-Service-Error" in msg.headers)
+                outcome = "answered" if ok else f"refused: {msg.data[:200]!r}"
+            except (NoRespondersError, TimeoutError) as err:
+                ok, outcome = False, f"no answer ({type(err).__name__})"
+        else:
+            denied = violation(errors, subject)
+            ok = bool(denied) == (kind != "allowed-publish")
+            outcome = "denied" if denied else "allowed"
+        failed += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {kind} {subject}: {outcome} ({why})")
+    print(f"{len(checks) - failed} of {len(checks)} checks hold" + (f", {failed} FAIL" if failed else ""))
+    return 1 if failed else 0
+
+
 def raw_cid(data):
     """CIDv1, codec raw (0x55), sha2-256, base32 lower case: `bafkrei...`."""
     binary = bytes([0x01, 0x55, 0x12, 0x20]) + hashlib.sha256(data).digest()
@@ -233,6 +275,8 @@ async def run(args):
             return await check_publish(nc, args, errors, True)
         if args.command == "allowed-publish":
             return await check_publish(nc, args, errors, False)
+        if args.command == "matrix":
+            return await matrix(nc, args, errors)
         if args.command == "put-object":
             return await put_object(nc, args)
         if args.command == "denied-subscribe":
@@ -262,6 +306,8 @@ def main():
         sub = commands.add_parser(name)
         sub.add_argument("subject")
         sub.add_argument("body", nargs="?", default="")
+    matrix_cmd = commands.add_parser("matrix")
+    matrix_cmd.add_argument("checks", help="the checks as JSON")
     put_cmd = commands.add_parser("put-object")
     put_cmd.add_argument("bucket")
     put_cmd.add_argument("file")

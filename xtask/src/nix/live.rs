@@ -9,13 +9,17 @@
 //! 3. NATS started from the host module's configuration with the passwords
 //!    added by the module's own start script (`nats-start.sh`: `cim
 //!    nats-config`, bcrypt hashes — no password in plain text in the file),
-//!    every component of components.toml started from its file — addresses
-//!    and password files moved to this machine, nothing else changed — and
-//!    then: every user logs in with its password and no other, all serve and
-//!    register, a unit is written and verified, the server logged no
-//!    permission violation, the permission matrix of
-//!    tests/permission-matrix.json holds, and the probe of the VM tests
-//!    answers "no responders" and refusals clearly.
+//!    the store provisioned as cim-provision.service does (`cim provision`
+//!    with its rendered file), every component of components.toml started
+//!    from its file — addresses and password files moved to this machine,
+//!    nothing else changed — and then: every user logs in with its password
+//!    and no other, all serve and register, a unit is written and verified,
+//!    the server logged no permission violation, every component user's
+//!    checks of the permission matrix (nix/eval/rendered/permission-matrix.json,
+//!    tests/permission-matrix.json expanded per component) hold and leave
+//!    the store's streams exactly as they were (configuration and message
+//!    counts, compared before and after each user's attempts), and the
+//!    probe of the VM tests answers "no responders" and refusals clearly.
 //!
 //! This is the nixosTest suites' permissions and components checks without
 //! VMs or containers: what it cannot show is the systemd units, the
@@ -88,6 +92,7 @@ pub fn run(root: &Path) -> Result<()> {
     fs::create_dir_all(work.join("secrets")).with_context(|| format!("cannot create {}", work.display()))?;
 
     check_cli_configs(&bin("cim"), &rendered, &work)?;
+    let cim = bin("cim");
 
     let nats_server = root.join(".tools/venv/bin/nats-server");
     let python = root.join(".tools/venv/bin/python");
@@ -97,8 +102,8 @@ pub fn run(root: &Path) -> Result<()> {
     }
     let path = search_path(&[&root.join("target/debug"), nats_server.parent().unwrap_or(root)])?;
     check_nats_check(&rendered, &work, &path)?;
-    let mut live = Live::start(root, &rendered, &work, &path, &components, &python)?;
-    live.check(&bin("cim"))
+    let mut live = Live::start(root, &rendered, &work, &path, &components, &python, &cim)?;
+    live.check(&cim)
 }
 
 /// PATH with `dirs` first: the module's scripts name `cim` and `nats-server`.
@@ -177,9 +182,15 @@ struct Live {
     python: PathBuf,
     probe: PathBuf,
     nats_url: String,
+    /// User -> the checks of the permission matrix.
     matrix: Value,
     components: Vec<Component>,
     users: Vec<String>,
+    /// The store's streams, whose configuration and messages the matrix
+    /// must leave as they are, and those of the components' buckets, whose
+    /// configuration it must (their entries change with every heartbeat).
+    streams: Vec<String>,
+    bucket_streams: Vec<String>,
 }
 
 impl Drop for Live {
@@ -199,12 +210,19 @@ impl Live {
         path: &std::ffi::OsStr,
         components: &[Component],
         python: &Path,
+        cim: &Path,
     ) -> Result<Self> {
         let port = free_port()?;
         let monitor = free_port()?;
         let (conf_path, users) = nats_config(rendered, work, path, port, monitor)?;
-        let matrix: Value = serde_json::from_str(&fs::read_to_string(root.join("tests/permission-matrix.json"))?)
-            .context("tests/permission-matrix.json")?;
+        let matrix: Value =
+            serde_json::from_str(&fs::read_to_string(rendered.join("permission-matrix.json"))?)
+                .with_context(|| format!("{RENDERED}/permission-matrix.json"))?;
+        let deployment = cim_deploy::Deployment::embedded()?;
+        let namespace = "cim";
+        let streams = deployment.streams(namespace)?.into_values().collect();
+        let bucket_streams =
+            deployment.buckets().values().map(|b| format!("KV_{}", b.bucket(namespace))).collect();
         let mut live = Live {
             children: Vec::new(),
             work: work.to_owned(),
@@ -214,10 +232,19 @@ impl Live {
             matrix,
             components: components.to_vec(),
             users,
+            streams,
+            bucket_streams,
         };
         live.spawn("nats-server", Command::new("nats-server").env("PATH", path).arg("-c").arg(&conf_path))?;
         wait_http(monitor, "/healthz?js-enabled-only=true", "NATS")?;
         println!("nix: NATS runs with the host module's configuration (JetStream, sync_interval always, users)");
+
+        // What cim-provision.service runs, with its file: the components
+        // only attach to the streams and buckets it creates.
+        let provision = live.cli_config(rendered, "cim-provision.toml")?;
+        let out = output_of(Command::new(cim).arg("--config").arg(&provision).arg("provision"))
+            .context("cim provision (what cim-provision.service runs)")?;
+        print!("nix: cim provision with {RENDERED}/cim-provision.toml (url and password file moved here):\n{out}");
 
         // All at once: a component may wait for another to be ready (the
         // IUS for the registry).
@@ -327,39 +354,63 @@ impl Live {
         );
         println!("nix: no permission violation while they started, registered and wrote a unit");
 
-        let pairs = |key: &str| -> Vec<(String, String)> {
-            self.matrix[key]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| (p[0].as_str().unwrap_or("").to_owned(), p[1].as_str().unwrap_or("").to_owned()))
-                .collect()
-        };
-        let mut count = 0;
-        for (key, command) in [
-            ("denied_publish", "denied-publish"),
-            ("denied_subscribe", "denied-subscribe"),
-            ("allowed_publish", "allowed-publish"),
-        ] {
-            for (user, subject) in pairs(key) {
-                self.probe(&user, &[command, &subject]).with_context(|| format!("{command} {subject} as {user}"))?;
-                count += 1;
-            }
-        }
-        for request in self.matrix["allowed_request"].as_array().into_iter().flatten() {
-            let (user, subject, body) =
-                (request[0].as_str().unwrap_or(""), request[1].as_str().unwrap_or(""), request[2].to_string());
-            let body = request[2].as_str().map_or(body, str::to_owned);
-            self.probe(user, &["request", subject, &body])
-                .with_context(|| format!("request {subject} as {user}, replies on its own inbox prefix"))?;
-            count += 1;
-        }
-        println!("nix: the permission matrix holds ({count} checks of tests/permission-matrix.json)");
+        self.permission_matrix()?;
+        output_of(Command::new(cim).arg("--config").arg(self.work.join("cim.toml")).arg("verify"))
+            .context("cim verify after the permission matrix")?;
         for component in &self.components {
             self.probe("admin", &["ping", &component.binary])
                 .with_context(|| format!("{} stopped answering after the matrix", component.binary))?;
         }
         self.clear_answers()
+    }
+
+    /// Each component user's checks of the permission matrix, over one
+    /// connection: they all hold, and the streams are as they were.
+    fn permission_matrix(&self) -> Result<()> {
+        let checks = self.matrix.as_object().context("the permission matrix is not user -> checks")?;
+        let mut users: Vec<&String> = checks.keys().collect();
+        let mut expected: Vec<&String> = self.components.iter().map(|c| &c.user).collect();
+        users.sort();
+        expected.sort();
+        ensure!(users == expected, "the permission matrix has checks for {users:?}, the components are {expected:?}");
+        let events = self.streams_state()?;
+        let (_, messages) = &events[0];
+        ensure!(*messages > Some(0), "the matrix must run against an event stream that holds events");
+        let mut count = 0;
+        for (user, list) in checks {
+            let list = list.as_array().with_context(|| format!("{user}'s checks"))?;
+            let before = self.streams_state()?;
+            let out = self
+                .probe(user, &["matrix", &serde_json::to_string(list)?])
+                .with_context(|| format!("the permission matrix of {user}"))?;
+            let after = self.streams_state()?;
+            for ((stream, was), is) in self.streams.iter().chain(&self.bucket_streams).zip(&before).zip(&after) {
+                ensure!(was == is, "{user}'s attempts changed the stream {stream}: {was:?} -> {is:?}");
+            }
+            println!("nix: {user}: {}", out.lines().last().unwrap_or(""));
+            count += list.len();
+        }
+        println!(
+            "nix: the permission matrix holds ({count} checks of {RENDERED}/permission-matrix.json); \
+             the streams' configurations and message counts ({:?} events) are unchanged",
+            events[0].1.unwrap_or(0)
+        );
+        Ok(())
+    }
+
+    /// Each stream's configuration, and the message count of the store's
+    /// streams (events first), as the admin reads them.
+    fn streams_state(&self) -> Result<Vec<(Value, Option<u64>)>> {
+        let mut state = Vec::new();
+        for stream in self.streams.iter().chain(&self.bucket_streams) {
+            let info: Value = serde_json::from_str(
+                &self.probe("admin", &["request", &format!("$JS.API.STREAM.INFO.{stream}"), "{}"])?,
+            )?;
+            ensure!(info.get("error").is_none(), "no information on {stream}: {info}");
+            let counted = self.streams.contains(stream);
+            state.push((info["config"].clone(), if counted { info["state"]["messages"].as_u64() } else { None }));
+        }
+        Ok(state)
     }
 
     /// Every user logs in with its own password, with no other, and without
@@ -390,8 +441,16 @@ impl Live {
     fn clear_answers(&self) -> Result<()> {
         // A request a component may make, with replies on a prefix it may
         // not subscribe to: refused (exit 5), naming the inbox.
-        let request = &self.matrix["allowed_request"][0];
-        let (user, subject) = (request[0].as_str().unwrap_or("ius"), request[1].as_str().unwrap_or(""));
+        let (user, subject) = self
+            .matrix
+            .as_object()
+            .into_iter()
+            .flatten()
+            .find_map(|(user, checks)| {
+                let request = checks.as_array()?.iter().find(|c| c["check"] == "request")?;
+                Some((user.as_str(), request["subject"].as_str()?))
+            })
+            .context("the permission matrix has no request")?;
         let cases: [(&str, Vec<&str>, i32, &str); 3] = [
             ("admin", vec!["ping", "cim-nobody"], 1, "only 0 of 1 cim-nobody instances answered"),
             ("admin", vec!["request", "cim.service.nobody.x", "{}"], 1, "no responders"),
@@ -408,10 +467,12 @@ impl Live {
         Ok(())
     }
 
-    /// With a CLI that reads the admin's password: provisioning and verify.
-    fn cli(&self, cim: &Path) -> Result<()> {
-        let config = self.work.join("cim.toml");
-        let mut table: toml::Table = toml::from_str(&fs::read_to_string(&config)?)?;
+    /// A rendered CLI configuration, `file`, moved to this machine (the
+    /// server's URL, the admin's password file), written into the work
+    /// directory; its path.
+    fn cli_config(&self, rendered: &Path, file: &str) -> Result<PathBuf> {
+        let mut table: toml::Table = toml::from_str(&fs::read_to_string(rendered.join(file))?)
+            .with_context(|| format!("{RENDERED}/{file} is not TOML"))?;
         if let Some(toml::Value::Table(nats)) = table.get_mut("nats") {
             nats.insert("url".into(), toml::Value::String(self.nats_url.clone()));
             nats.insert(
@@ -419,11 +480,17 @@ impl Live {
                 toml::Value::String(password_file(&self.work, "admin").display().to_string()),
             );
         }
+        let config = self.work.join(file);
         fs::write(&config, toml::to_string(&table)?)?;
-        output_of(Command::new(cim).arg("--config").arg(&config).arg("status"))
-            .context("cim status (what cim-provision runs)")?;
+        Ok(config)
+    }
+
+    /// The operator's CLI (`cim-admin`'s file): status and verify.
+    fn cli(&self, cim: &Path) -> Result<()> {
+        let config = self.cli_config(&self.work, "cim.toml")?;
+        output_of(Command::new(cim).arg("--config").arg(&config).arg("status")).context("cim status")?;
         output_of(Command::new(cim).arg("--config").arg(&config).arg("verify")).context("cim verify")?;
-        println!("nix: cim status (provisioning) and cim verify work as the admin user");
+        println!("nix: cim status and cim verify work as the admin user with {RENDERED}/cim.toml");
         Ok(())
     }
 }
