@@ -11,7 +11,12 @@
 //! - [`Component::config`]: a component's configuration file, as its NixOS
 //!   module renders it;
 //! - [`nats_config`]: the users' passwords added to a server configuration
-//!   as bcrypt hashes (the host module's `cim nats-config`, and `cim up`).
+//!   as bcrypt hashes (the host module's `cim nats-config`, and `cim up`);
+//! - [`Deployment::buckets`]: the components' KV buckets with their
+//!   configuration (`[buckets.<name>]`), and, with the feature `provision`,
+//!   `provision::provision`: the store's stream and buckets and every
+//!   component's bucket created or adapted as the admin (`cim provision`,
+//!   `cim up`); components only attach to them.
 //!
 //! ```
 //! let deployment = cim_deploy::Deployment::embedded()?;
