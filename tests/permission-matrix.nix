@@ -19,6 +19,25 @@ let
   bucketStream = bucket: "KV_${namespace}-${bucket}";
   allBuckets = lib.concatMap (c: c.buckets) components;
 
+  # A stream's subjects, as cim-store configures it (docs/spec/jetstream.md):
+  # what a forged update keeps, so that only its limits would change.
+  subjectsOf =
+    stream:
+    if stream == streams.events then
+      [ "${namespace}.events.>" ]
+    else if lib.hasPrefix "OBJ_" stream then
+      let
+        bucket = lib.removePrefix "OBJ_" stream;
+      in
+      [
+        "$O.${bucket}.C.>"
+        "$O.${bucket}.M.>"
+      ]
+    else if lib.hasPrefix "KV_" stream then
+      [ "$KV.${lib.removePrefix "KV_" stream}.>" ]
+    else
+      fail "no subjects known for the stream ${stream}";
+
   # The streams of the store kinds named (events, objects, names, buckets).
   streamsOf =
     kinds:
@@ -63,7 +82,10 @@ let
         if !(row ? each) then
           [ { } ]
         else if row.each == "stream" then
-          map (stream: { inherit stream; }) (
+          map (stream: {
+            inherit stream;
+            stream_subjects = builtins.toJSON (subjectsOf stream);
+          }) (
             streamsOf (
               row.streams or [
                 "events"

@@ -22,6 +22,12 @@
     STREAMS = json.loads(${builtins.toJSON (builtins.toJSON common.streams)})
     BUCKET_STREAMS = json.loads(${builtins.toJSON (builtins.toJSON common.bucketStreams)})
     CONTAINER = {c["user"]: f"cim-{name}" for name, c in COMPONENTS.items()}
+    # The store's streams each user reads: the probe counts their messages
+    # before and after each of its attempts.
+    READS = {c["user"]: [STREAMS[store] for store in c["reads"]] for c in COMPONENTS.values()}
+    # Another user's consumer on every stream, the admin's, which the
+    # matrix tries to delete and pause (tests/permission-matrix.json).
+    VICTIM = "cim-matrix-victim"
     assert sorted(MATRIX) == sorted(CONTAINER), (sorted(MATRIX), sorted(CONTAINER))
 
 
@@ -62,13 +68,22 @@
     with subtest("each component's user is refused everything but its own work, and the streams are untouched"):
         events = STREAMS["events"]
         assert streams_state()[events][1] > 0, "the matrix runs against a stream that holds events"
+        for stream in list(STREAMS.values()) + BUCKET_STREAMS:
+            config = {"durable_name": VICTIM, "ack_policy": "explicit"}
+            created = request(host, f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{VICTIM}", {"stream_name": stream, "config": config})
+            assert "error" not in created, created
         for user, checks in MATRIX.items():
             before = streams_state()
             host.log(f"{user}: {len(checks)} checks")
-            host.succeed(probe("matrix", json.dumps(checks), user=user, container=CONTAINER[user]))
+            watch = [arg for stream in READS[user] for arg in ("--watch", stream)]
+            host.succeed(probe("matrix", json.dumps(checks), *watch, user=user, container=CONTAINER[user]))
             after = streams_state()
             for stream, was in before.items():
                 assert after[stream] == was, f"{user}'s attempts changed {stream}: {was} -> {after[stream]}"
+        for stream in list(STREAMS.values()) + BUCKET_STREAMS:
+            info = request(host, f"$JS.API.CONSUMER.INFO.{stream}.{VICTIM}", {})
+            assert "error" not in info, f"the admin's consumer on {stream} is gone: {info}"
+            request(host, f"$JS.API.CONSUMER.DELETE.{stream}.{VICTIM}", {})
 
     with subtest("a container's password opens its own user and no other"):
         for user, container in CONTAINER.items():

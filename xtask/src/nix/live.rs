@@ -17,8 +17,10 @@
 //!    the server logged no permission violation, every component user's
 //!    checks of the permission matrix (nix/eval/rendered/permission-matrix.json,
 //!    tests/permission-matrix.json expanded per component) hold and leave
-//!    the store's streams exactly as they were (configuration and message
-//!    counts, compared before and after each user's attempts), and the
+//!    the store's streams exactly as they were (the message counts of the
+//!    streams it reads compared before and after each attempt, every
+//!    stream's configuration and the store's counts before and after each
+//!    user's attempts, the admin's consumer on every stream still there), and the
 //!    probe of the VM tests answers "no responders" and refusals clearly.
 //!
 //! This is the nixosTest suites' permissions and components checks without
@@ -48,17 +50,41 @@ struct Component {
     binary: String,
     /// Its NATS user.
     user: String,
+    /// The store's streams it reads: the permission matrix counts their
+    /// messages before and after each of its attempts.
+    reads: Vec<String>,
 }
 
 /// Every component of components.toml.
 fn components() -> Result<Vec<Component>> {
     let deployment = cim_deploy::Deployment::embedded()?;
-    Ok(deployment
+    let streams = deployment.streams(NAMESPACE)?;
+    deployment
         .components()
         .values()
-        .map(|c| Component { file: format!("{}.toml", c.package), binary: c.package.clone(), user: c.user.clone() })
-        .collect())
+        .map(|c| {
+            let reads = c
+                .reads
+                .iter()
+                .map(|store| streams.get(store).cloned().with_context(|| format!("no stream for {store:?}")))
+                .collect::<Result<_>>()?;
+            Ok(Component {
+                file: format!("{}.toml", c.package),
+                binary: c.package.clone(),
+                user: c.user.clone(),
+                reads,
+            })
+        })
+        .collect()
 }
+
+/// The store namespace the rendered configurations use.
+const NAMESPACE: &str = "cim";
+
+/// The durable consumer the admin creates on every stream before the
+/// permission matrix, which the matrix's users try to delete and pause
+/// (tests/permission-matrix.json).
+const VICTIM: &str = "cim-matrix-victim";
 
 pub fn run(root: &Path) -> Result<()> {
     let rendered = root.join(RENDERED);
@@ -215,14 +241,11 @@ impl Live {
         let port = free_port()?;
         let monitor = free_port()?;
         let (conf_path, users) = nats_config(rendered, work, path, port, monitor)?;
-        let matrix: Value =
-            serde_json::from_str(&fs::read_to_string(rendered.join("permission-matrix.json"))?)
-                .with_context(|| format!("{RENDERED}/permission-matrix.json"))?;
+        let matrix: Value = serde_json::from_str(&fs::read_to_string(rendered.join("permission-matrix.json"))?)
+            .with_context(|| format!("{RENDERED}/permission-matrix.json"))?;
         let deployment = cim_deploy::Deployment::embedded()?;
-        let namespace = "cim";
-        let streams = deployment.streams(namespace)?.into_values().collect();
-        let bucket_streams =
-            deployment.buckets().values().map(|b| format!("KV_{}", b.bucket(namespace))).collect();
+        let streams = deployment.streams(NAMESPACE)?.into_values().collect();
+        let bucket_streams = deployment.buckets().values().map(|b| format!("KV_{}", b.bucket(NAMESPACE))).collect();
         let mut live = Live {
             children: Vec::new(),
             work: work.to_owned(),
@@ -365,7 +388,11 @@ impl Live {
     }
 
     /// Each component user's checks of the permission matrix, over one
-    /// connection: they all hold, and the streams are as they were.
+    /// connection: they all hold, the message counts of the streams it reads
+    /// are the same after each attempt as before (the probe's `--watch`),
+    /// every stream's configuration and the store's message counts are as
+    /// they were after all of a user's attempts, and another user's consumer
+    /// on every stream (the admin's `cim-matrix-victim`) is still there.
     fn permission_matrix(&self) -> Result<()> {
         let checks = self.matrix.as_object().context("the permission matrix is not user -> checks")?;
         let mut users: Vec<&String> = checks.keys().collect();
@@ -376,13 +403,26 @@ impl Live {
         let events = self.streams_state()?;
         let (_, messages) = &events[0];
         ensure!(*messages > Some(0), "the matrix must run against an event stream that holds events");
+        self.matrix_can_fail(checks)?;
+        for stream in self.streams.iter().chain(&self.bucket_streams) {
+            let body = json!({"stream_name": stream, "config": {"durable_name": VICTIM, "ack_policy": "explicit"}});
+            let created: Value = serde_json::from_str(&self.probe(
+                "admin",
+                &["request", &format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{VICTIM}"), &body.to_string()],
+            )?)?;
+            ensure!(created.get("error").is_none(), "cannot create {VICTIM} on {stream}: {created}");
+        }
         let mut count = 0;
         for (user, list) in checks {
             let list = list.as_array().with_context(|| format!("{user}'s checks"))?;
+            let component = self.components.iter().find(|c| &c.user == user).context("no component")?;
+            let mut args = vec!["matrix".to_owned(), serde_json::to_string(list)?];
+            for stream in &component.reads {
+                args.extend(["--watch".to_owned(), stream.clone()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let before = self.streams_state()?;
-            let out = self
-                .probe(user, &["matrix", &serde_json::to_string(list)?])
-                .with_context(|| format!("the permission matrix of {user}"))?;
+            let out = self.probe(user, &args).with_context(|| format!("the permission matrix of {user}"))?;
             let after = self.streams_state()?;
             for ((stream, was), is) in self.streams.iter().chain(&self.bucket_streams).zip(&before).zip(&after) {
                 ensure!(was == is, "{user}'s attempts changed the stream {stream}: {was:?} -> {is:?}");
@@ -390,10 +430,70 @@ impl Live {
             println!("nix: {user}: {}", out.lines().last().unwrap_or(""));
             count += list.len();
         }
+        for stream in self.streams.iter().chain(&self.bucket_streams) {
+            let info: Value = serde_json::from_str(
+                &self.probe("admin", &["request", &format!("$JS.API.CONSUMER.INFO.{stream}.{VICTIM}"), "{}"])?,
+            )?;
+            ensure!(info.get("error").is_none(), "the admin's consumer {VICTIM} on {stream} is gone: {info}");
+            self.probe("admin", &["request", &format!("$JS.API.CONSUMER.DELETE.{stream}.{VICTIM}"), "{}"])?;
+        }
         println!(
             "nix: the permission matrix holds ({count} checks of {RENDERED}/permission-matrix.json); \
-             the streams' configurations and message counts ({:?} events) are unchanged",
+             the streams' configurations and message counts ({:?} events) are unchanged, counted before and \
+             after each attempt, and the admin's consumer {VICTIM} survived on every stream",
             events[0].1.unwrap_or(0)
+        );
+        Ok(())
+    }
+
+    /// The matrix's first stream update (the attack of issue 10: `max_msgs`
+    /// 1), run by the admin — who may — on a scratch stream of 3 messages,
+    /// through the same probe with `--watch`: the update goes through and
+    /// the probe fails the check, naming the lost messages. So a component
+    /// user let through would fail the matrix too.
+    fn matrix_can_fail(&self, checks: &serde_json::Map<String, Value>) -> Result<()> {
+        let update = checks
+            .values()
+            .filter_map(Value::as_array)
+            .flatten()
+            .find(|c| c["subject"].as_str().is_some_and(|s| s.starts_with("$JS.API.STREAM.UPDATE.")))
+            .context("the permission matrix has no stream update")?;
+        let (subject, body) = (update["subject"].as_str().unwrap_or(""), update["body"].as_str().unwrap_or(""));
+        let stream = subject.trim_start_matches("$JS.API.STREAM.UPDATE.");
+        let mut attack: Value = serde_json::from_str(body).with_context(|| format!("the body of {subject}"))?;
+        let canary = "CIM_MATRIX_CANARY";
+        attack["name"] = json!(canary);
+        attack["subjects"] = json!(["cim-matrix-canary.>"]);
+        let config = json!({"name": canary, "subjects": ["cim-matrix-canary.>"]});
+        let created: Value = serde_json::from_str(
+            &self.probe("admin", &["request", &format!("$JS.API.STREAM.CREATE.{canary}"), &config.to_string()])?,
+        )?;
+        ensure!(created.get("error").is_none(), "cannot create {canary}: {created}");
+        for i in 0..3 {
+            self.probe("admin", &["request", &format!("cim-matrix-canary.{i}"), "{}"])?;
+        }
+        let check = json!([{"check": "denied-publish", "subject": format!("$JS.API.STREAM.UPDATE.{canary}"),
+            "body": attack.to_string(), "why": format!("{stream}'s attack, by the admin")}]);
+        let output = self
+            .probe_command(
+                "admin",
+                &password_file(&self.work, "admin"),
+                &["matrix", &check.to_string(), "--watch", canary],
+            )
+            .output()
+            .context("cannot run the probe")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        self.probe("admin", &["request", &format!("$JS.API.STREAM.DELETE.{canary}"), "{}"])?;
+        ensure!(
+            output.status.code() == Some(1) && stdout.contains(&format!("{canary}: 3 -> 1 messages")),
+            "the matrix's update of {stream}, let through, must fail its check naming the lost messages \
+             (exit {:?}):\n{stdout}",
+            output.status.code()
+        );
+        println!(
+            "nix: the matrix would catch a user let through: {subject}'s body, sent by the admin to a scratch \
+             stream, fails its check ({})",
+            stdout.lines().next().unwrap_or("").trim()
         );
         Ok(())
     }
