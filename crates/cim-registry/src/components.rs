@@ -62,7 +62,9 @@ impl Directory {
     /// `components.toml`, which provisioning creates it with.
     pub fn bucket_options() -> KvOptions {
         KvOptions {
-            description: "CIM live components: <name>.<instance> -> its registration, removed one TTL after its last heartbeat".to_owned(),
+            description:
+                "CIM live components: <name>.<instance> -> its registration, removed one TTL after its last heartbeat"
+                    .to_owned(),
             history: 1,
             ttl: None,
             per_key_ttl_markers: Some(Duration::from_secs(60)),

@@ -198,7 +198,10 @@ impl EventStore {
     /// The MerkleDAG of every event, rebuilt from the stream on first use
     /// (verifying every CID and chain) and kept current from the live tail.
     pub async fn dag(&self) -> Result<&LiveDag> {
-        self.inner.dag.get_or_try_init(|| LiveDag::start(self.inner.stream.clone(), self.inner.names.clone(), self.inner.cleanup)).await
+        self.inner
+            .dag
+            .get_or_try_init(|| LiveDag::start(self.inner.stream.clone(), self.inner.names.clone(), self.inner.cleanup))
+            .await
     }
 
     /// Appends `events` to `aggregate` atomically, if it is at `expected`.

@@ -100,9 +100,7 @@ async fn attach_stream(js: &jetstream::Context, name: &str, resource: &str) -> R
     let found = retry::while_unavailable(&subject, || js.get_stream(name), info_unavailable).await;
     match found {
         Ok(stream) => Ok(stream),
-        Err(retry::Failure::Failed(e))
-            if matches!(e.kind(), GetStreamErrorKind::JetStream(ref e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
-        {
+        Err(retry::Failure::Failed(e)) if matches!(e.kind(), GetStreamErrorKind::JetStream(ref e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND) => {
             Err(Error::NotProvisioned { resource: resource.to_owned() })
         }
         Err(e) => Err(Error::nats("reading a stream's configuration", e)),
@@ -170,9 +168,8 @@ pub(crate) async fn provision_events_stream(js: &jetstream::Context, config: &St
     let existing =
         stream.info().await.map_err(|e| Error::nats("reading the event stream's configuration", e))?.config.clone();
     let usable = check_events_stream(&existing, &wanted)?;
-    let needs_update = !usable
-        || existing.num_replicas != wanted.num_replicas
-        || existing.duplicate_window != wanted.duplicate_window;
+    let needs_update =
+        !usable || existing.num_replicas != wanted.num_replicas || existing.duplicate_window != wanted.duplicate_window;
     if needs_update {
         let updated = stream::Config {
             allow_atomic_publish: true,
@@ -287,12 +284,8 @@ pub(crate) async fn provision_kv_bucket(
         Err(retry::Failure::Failed(_exists_or_other)) => {
             let mut stream =
                 js.get_stream(&wanted.name).await.map_err(|e| Error::nats("opening a KV bucket's stream", e))?;
-            let existing = stream
-                .info()
-                .await
-                .map_err(|e| Error::nats("reading a KV bucket's configuration", e))?
-                .config
-                .clone();
+            let existing =
+                stream.info().await.map_err(|e| Error::nats("reading a KV bucket's configuration", e))?.config.clone();
             let differences = kv_differences(&existing, &wanted);
             if !differences.is_empty() || existing.num_replicas != wanted.num_replicas {
                 info!(bucket, ?differences, "adapting the KV bucket's configuration");
