@@ -404,6 +404,13 @@ impl Live {
         let (_, messages) = &events[0];
         ensure!(*messages > Some(0), "the matrix must run against an event stream that holds events");
         self.matrix_can_fail(checks)?;
+        // An object, so that the object stream's count is watched over
+        // something to lose too.
+        let object = self.work.join("matrix-object");
+        fs::write(&object, "an object the permission matrix must leave alone\n")?;
+        self.probe("admin", &["put-object", &format!("{NAMESPACE}-objects"), &object.display().to_string()])
+            .context("an object before the permission matrix")?;
+        let events = self.streams_state()?;
         for stream in self.streams.iter().chain(&self.bucket_streams) {
             let body = json!({"stream_name": stream, "config": {"durable_name": VICTIM, "ack_policy": "explicit"}});
             let created: Value = serde_json::from_str(&self.probe(
