@@ -86,6 +86,9 @@ pub enum StoreCommand {
     Import(import::ImportArgs),
     /// Show the server, the store's streams and buckets, counts and sizes.
     Status,
+    /// Create (or check and adapt) the store's stream and buckets and every
+    /// component's KV bucket, as the admin: components only attach to them.
+    Provision,
     /// Show what CIM does: append linked events, store objects, verify, export a CAR.
     Demo(demo::DemoArgs),
     /// Units of information through the Information Unit System (cim-ius must be running).

@@ -20,6 +20,7 @@ mod import;
 mod nats_config_cmd;
 mod objects_cmd;
 mod output;
+mod provision_cmd;
 mod registry_cmd;
 mod server_cmd;
 mod services;
@@ -73,6 +74,7 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
                 StoreCommand::Export(args) => export::run(&session, args, out).await.map(|_| Exit::Ok),
                 StoreCommand::Import(args) => import::run(&session, args, out).await,
                 StoreCommand::Status => status::run(&session, out).await,
+                StoreCommand::Provision => provision_cmd::run(&session, out).await,
                 StoreCommand::Demo(args) => demo::run(&session, &settings, args, out).await,
                 StoreCommand::Units(args) => units_cmd::run(&session, args, out).await,
                 StoreCommand::Registry(args) => registry_cmd::run(&session, args, out).await,

@@ -27,7 +27,8 @@ pub struct Session {
 
 impl Session {
     /// Connects as the settings say (starting an embedded server if needed)
-    /// and opens the stores, creating their stream and buckets if missing.
+    /// and opens the stores as the admin does, creating their stream and
+    /// buckets if missing (the components' buckets: `cim provision`).
     pub async fn open(settings: &Settings, out: &Output) -> anyhow::Result<Self> {
         let (url, nats, attachment) = match &settings.target {
             Target::Remote { url, nats } => (url.clone(), nats.as_ref().clone(), None),
@@ -47,11 +48,12 @@ impl Session {
         let client = options.connect(cim_wire::server_addrs(&nats)?).await.with_context(|| {
             format!("cannot connect to NATS at {url}: check --nats / CIM_NATS_URL / [nats] url, or leave them unset to use the embedded server")
         })?;
-        let events =
-            EventStore::open(client.clone(), settings.store.clone()).await.context("cannot open the event store")?;
+        let events = EventStore::provision(client.clone(), settings.store.clone())
+            .await
+            .context("cannot open the event store")?;
         let objects =
-            ObjectStore::open(client.clone(), &settings.store).await.context("cannot open the object store")?;
-        let named = NamedObjects::open(objects.clone(), client, &settings.store)
+            ObjectStore::provision(client.clone(), &settings.store).await.context("cannot open the object store")?;
+        let named = NamedObjects::provision(objects.clone(), client, &settings.store)
             .await
             .context("cannot open the names bucket")?;
         Ok(Self { events, objects, named, url, attachment })
