@@ -145,7 +145,7 @@ pub async fn run(session: &Session, settings: &Settings, args: DemoArgs, out: &O
             text += &format!("   {:<28} v{}  {:<20} {}\n", a.aggregate.to_string(), a.version, a.event_type, a.cid);
         }
         text += "\n3. The components working on the same store:";
-        text += &demo_services::text(services.as_ref(), &cim);
+        text += &demo_services::text(services.as_ref());
         text += &format!(
             "\n4. Verified the store: {} events in {} aggregates, {} objects, {} names — {}\n",
             report.events,
@@ -161,6 +161,9 @@ pub async fn run(session: &Session, settings: &Settings, args: DemoArgs, out: &O
              {cim} objects history {terms_name}\n   {base} --namespace copy import {}\n   {cim} status",
             exported.path.display()
         );
+        if let Some(unit) = services.as_ref().and_then(|s| s.unit.as_ref()) {
+            text += &format!("\n   {cim} units history {}\n   {cim} registry components", unit.id);
+        }
         text
     });
     Ok(if report.ok { Exit::Ok } else { Exit::Problems })

@@ -81,7 +81,8 @@ async fn unit(session: &Session, args: &ServiceArgs, run: &str, cause: Cid, invo
         target: target(updated.version),
         role: "invoice".to_owned(),
         cid: invoice.to_string(),
-        media_type: None,
+        // Raw text: the IUS recognises PDF and PNG by their content, and takes a stated type for the rest.
+        media_type: Some("text/plain".to_owned()),
     };
     let attached = ius.check(ius.client.attach(&attach).await, |_| None)?;
     let query = Get { id: Some(id.clone()), min_version: Some(attached.version), ..Get::default() };
@@ -101,38 +102,38 @@ async fn unit(session: &Session, args: &ServiceArgs, run: &str, cause: Cid, invo
     })
 }
 
-/// The services part for people; `cim` is how to call `cim` on this store.
-pub fn text(demo: Option<&ServicesDemo>, cim: &str) -> String {
+/// The services part for people.
+pub fn text(demo: Option<&ServicesDemo>) -> String {
     let Some(demo) = demo else {
-        return "\n   (The components are not running, so no units: `cim up` runs the whole stack, and `cim demo` \
-                beside it also shows the registry and a unit.)\n"
+        return "\n   (No component answers, so no units: `cim up` runs the whole stack, and `cim demo` beside it \
+                also shows the registry and a unit.)\n"
             .to_owned();
     };
-    let mut text = format!("\n   The registry lists {} live components:\n", demo.components.len());
+    let mut text = format!("\n   The registry (cim-registry) lists {} live components:\n", demo.components.len());
     for record in &demo.components {
         let r = &record.registration;
-        text += &format!("   {:<14} instance {:<12} {}\n", r.name, r.instance_id, r.capabilities.join(", "));
+        text += &format!("     {:<14} {}\n", r.name, r.capabilities.join(", "));
     }
     let Some(unit) = &demo.unit else {
         return text + "   (cim-ius is not among them, so no unit.)\n";
     };
     let object = unit.object.as_ref().map(crate::units_text::object_facts).unwrap_or_default();
+    let attached = format!("the invoice attached as \"invoice\" ({object})");
     text += &format!(
-        "   The Information Unit System keeps unit {id}:\n   \
-         v{} created (kind text-document), caused by the order's shipment   event {}\n   \
-         v{} updated by a JSON Patch (text, language)                       event {}\n   \
-         v{} the invoice object attached as \"invoice\" ({object})       event {}\n   \
-         its chain of {} events verified by cim-ius: {}\n   \
-         Try: {cim} units show {id}   ·   {cim} units history {id}   ·   {cim} registry components\n",
-        unit.created.version,
-        unit.created.event_cid,
-        unit.updated.version,
-        unit.updated.event_cid,
-        unit.attached.version,
-        unit.attached.event_cid,
+        "   The Information Unit System (cim-ius) keeps unit {}, its events in the same stream:\n",
+        unit.id
+    );
+    for (version, what, cid) in [
+        (unit.created.version, "created (kind text-document), caused by the shipment", &unit.created.event_cid),
+        (unit.updated.version, "updated by a JSON Patch (text, language)", &unit.updated.event_cid),
+        (unit.attached.version, attached.as_str(), &unit.attached.event_cid),
+    ] {
+        text += &format!("     v{version} {what:<54} {cid}\n");
+    }
+    text += &format!(
+        "     cim-ius verified its chain of {} events: {}\n",
         unit.history,
-        if unit.problems.is_empty() { "no problems".to_owned() } else { unit.problems.join("; ") },
-        id = unit.id,
+        if unit.problems.is_empty() { "no problems".to_owned() } else { unit.problems.join("; ") }
     );
     text
 }
