@@ -119,10 +119,8 @@ pub fn text(demo: Option<&ServicesDemo>) -> String {
     };
     let object = unit.object.as_ref().map(crate::units_text::object_facts).unwrap_or_default();
     let attached = format!("the invoice attached as \"invoice\" ({object})");
-    text += &format!(
-        "   The Information Unit System (cim-ius) keeps unit {}, its events in the same stream:\n",
-        unit.id
-    );
+    text +=
+        &format!("   The Information Unit System (cim-ius) keeps unit {}, its events in the same stream:\n", unit.id);
     for (version, what, cid) in [
         (unit.created.version, "created (kind text-document), caused by the shipment", &unit.created.event_cid),
         (unit.updated.version, "updated by a JSON Patch (text, language)", &unit.updated.event_cid),

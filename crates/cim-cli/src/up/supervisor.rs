@@ -68,7 +68,14 @@ pub enum Event {
     /// It could not be started (no process).
     SpawnFailed { package: String, error: String, restart_in: Option<Duration> },
     /// It exited by itself; `restart_in: None`: given up.
-    Exited { package: String, pid: u32, status: String, ran_for: Duration, last_line: String, restart_in: Option<Duration> },
+    Exited {
+        package: String,
+        pid: u32,
+        status: String,
+        ran_for: Duration,
+        last_line: String,
+        restart_in: Option<Duration>,
+    },
     /// It was stopped, by SIGTERM or, after the grace, SIGKILL.
     Stopped { package: String, pid: u32, signal: &'static str, status: String },
 }
@@ -85,7 +92,11 @@ pub async fn supervise(spec: Spec, events: mpsc::UnboundedSender<Event>, mut sto
             Ok(started) => started,
             Err(error) => {
                 let restart_in = restarts.next();
-                let _ = events.send(Event::SpawnFailed { package: package.clone(), error: format!("{error:#}"), restart_in });
+                let _ = events.send(Event::SpawnFailed {
+                    package: package.clone(),
+                    error: format!("{error:#}"),
+                    restart_in,
+                });
                 if !pause(restart_in, &mut stop).await {
                     return;
                 }
@@ -245,5 +256,10 @@ fn last_line(path: &Path) -> String {
         let _ = file.seek(SeekFrom::Start(len.saturating_sub(4096))).and_then(|_| file.read_to_end(&mut bytes));
     }
     String::from_utf8_lossy(&bytes)
-        .lines().rev().find(|line| !line.trim().is_empty()).unwrap_or_default().trim().to_owned()
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
