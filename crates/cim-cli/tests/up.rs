@@ -186,6 +186,28 @@ fn up_runs_every_component_serves_other_commands_and_stops_them_all_on_sigterm()
     assert_eq!(status["server"]["url"], started["server"]["url"]);
     up.cim(&["events", "append", "order/1", "Placed", r#"{"n": 1}"#]).ok();
 
+    // `cim demo` on the stack (what `cargo xtask demo` runs): the registry's
+    // components and a unit created, updated and given an object by cim-ius.
+    let demo = up.cim(&["--json", "demo"]).json();
+    assert_eq!(demo["verify"]["ok"], true, "{demo:#}");
+    let services = &demo["services"];
+    let mut listed: Vec<&str> = services["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["registration"]["name"].as_str().unwrap())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, up.packages, "{services:#}");
+    let unit = &services["unit"];
+    let versions: Vec<u64> =
+        ["created", "updated", "attached"].iter().map(|step| unit[step]["version"].as_u64().unwrap()).collect();
+    assert_eq!(versions, [1, 2, 3], "{unit:#}");
+    assert_eq!(unit["object"]["media_type"], "text/plain", "{unit:#}");
+    assert_eq!(unit["problems"], json!([]), "{unit:#}");
+    let history = up.cim(&["--json", "units", "history", unit["id"].as_str().unwrap()]).json();
+    assert_eq!(history["events"].as_array().map(Vec::len), Some(3), "{history:#}");
+
     // No password in plain text in the server's configuration; its users log in only with theirs.
     let conf = std::fs::read_to_string(up.data().join("run/nats.conf")).unwrap();
     for user in cim_deploy::Deployment::embedded().unwrap().users("cim").unwrap() {
