@@ -12,6 +12,7 @@ mod cli;
 mod config_cmd;
 mod dag_cmd;
 mod demo;
+mod demo_services;
 mod embedded;
 mod events_cmd;
 pub mod exit;
@@ -29,6 +30,7 @@ mod settings;
 mod status;
 mod units_cmd;
 mod units_text;
+mod up;
 mod verify_cmd;
 
 use std::process::ExitCode;
@@ -62,6 +64,7 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Config(command) => config_cmd::run(&global, command, out),
         Command::Server(args) => server_cmd::run(&global, args, out).await,
+        Command::Up(args) => up::run(&global, args, out).await,
         Command::NatsConfig(args) => nats_config_cmd::run(args, out),
         Command::Store(command) => {
             let settings = settings::Settings::resolve(&global)?;

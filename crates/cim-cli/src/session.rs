@@ -34,11 +34,14 @@ impl Session {
             Target::Remote { url, nats } => (url.clone(), nats.as_ref().clone(), None),
             Target::Embedded => {
                 let attachment = attach(settings.data_dir()?, settings.nats_server.as_deref(), out).await?;
-                let url = match &attachment {
-                    Attachment::Shared(running) => running.url.clone(),
-                    Attachment::Transient(server) => server.url(),
+                let (url, credentials) = match &attachment {
+                    Attachment::Shared(running) => (running.url.clone(), running.credentials.clone()),
+                    Attachment::Transient(server) => (server.url(), None),
                 };
-                (url.clone(), NatsConfig { url: vec![url], ..NatsConfig::default() }, Some(attachment))
+                // Under `cim up` the server has users: log in as its admin.
+                let (user, password_file) = credentials.map(|c| (c.user, c.password_file)).unzip();
+                let nats = NatsConfig { url: vec![url.clone()], user, password_file, ..NatsConfig::default() };
+                (url, nats, Some(attachment))
             }
         };
         // A one-shot command fails fast rather than retrying like a service.
@@ -61,10 +64,19 @@ impl Session {
 
     /// Whether this command runs its own embedded server.
     pub fn embedded_description(&self) -> &'static str {
-        match self.attachment {
+        match &self.attachment {
             None => "external",
+            Some(Attachment::Shared(running)) if running.credentials.is_some() => "embedded (cim up)",
             Some(Attachment::Shared(_)) => "embedded (cim server)",
             Some(Attachment::Transient(_)) => "embedded (started for this command)",
+        }
+    }
+
+    /// The data directory of the `cim up` this command is attached to.
+    pub fn up_data_dir(&self) -> Option<&std::path::Path> {
+        match &self.attachment {
+            Some(Attachment::Shared(running)) if running.credentials.is_some() => Some(&running.data_dir),
+            _ => None,
         }
     }
 
