@@ -133,7 +133,7 @@ mod wire {
 
     macro_rules! with_target {
         ($command:ident { $($(#[$attribute:meta])* $field:ident: $type:ty),* $(,)? }) => {
-            #[derive(Deserialize)]
+            #[derive(Debug, Deserialize)]
             #[serde(deny_unknown_fields)]
             pub struct $command {
                 id: String,
