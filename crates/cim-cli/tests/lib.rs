@@ -14,3 +14,4 @@ mod nats_config;
 mod registry;
 mod store;
 mod units;
+mod up;
