@@ -18,6 +18,7 @@ let
   streams = described.streams namespace;
   bucketStream = bucket: "KV_${namespace}-${bucket}";
   allBuckets = lib.concatMap (c: c.buckets) components;
+  wildcard = aggregate: lib.hasInfix "*" aggregate || lib.hasInfix ">" aggregate;
 
   # A stream's subjects, as cim-store configures it (docs/spec/jetstream.md):
   # what a forged update keeps, so that only its limits would change.
@@ -110,16 +111,22 @@ let
             other_service = o.service;
           }) others
         else if row.each == "other_aggregate" then
-          lib.concatMap (o: map (aggregate: { inherit aggregate; }) o.aggregates) others
+          # Their own types; a wildcard (the hub's `*`) is nobody's own.
+          lib.concatMap (o: map (aggregate: { inherit aggregate; }) (lib.filter (a: !(wildcard a)) o.aggregates)) others
         else if row.each == "other_bucket" then
           lib.concatMap (o: map (bucket: { inherit bucket; }) o.buckets) others
         else
           fail "${where}: each = \"${toString row.each}\" is unknown";
+      # components.toml's booleans, and `any_aggregate`: its aggregate
+      # types include a wildcard (the hub's `*`).
+      flags = c // {
+        any_aggregate = lib.any wildcard c.aggregates;
+      };
       enabled =
         if !(row ? unless) then
           true
-        else if builtins.isBool (c.${row.unless} or null) then
-          !c.${row.unless}
+        else if builtins.isBool (flags.${row.unless} or null) then
+          !flags.${row.unless}
         else
           fail "${where}: unless = \"${toString row.unless}\" is not a boolean of a component";
       vars = {

@@ -43,6 +43,14 @@ let
             }
             // lib.optionalAttrs (defaultPermissions ? ${name}) { default = defaultPermissions.${name}.publish; }
           );
+          publishDeny = mkOption {
+            type = types.listOf types.str;
+            default = defaultPermissions.${name}.publishDeny or [ ];
+            description = ''
+              Subjects this user may not publish to even where `publish` allows
+              them (NATS wildcards allowed; a deny wins over an allow).
+            '';
+          };
           subscribe = mkOption (
             {
               type = types.listOf types.str;

@@ -26,10 +26,16 @@ let
   # here must mean "nothing".
   allowList = subjects: if subjects == [ ] then { deny = [ ">" ]; } else { allow = subjects; };
 
+  # A deny wins over an allow (the other components' aggregate types for a
+  # component allowed any).
   natsUser = name: user: {
     user = name;
     permissions = {
-      publish = allowList user.permissions.publish;
+      publish =
+        allowList user.permissions.publish
+        // lib.optionalAttrs (user.permissions.publish != [ ] && user.permissions.publishDeny != [ ]) {
+          deny = user.permissions.publishDeny;
+        };
       subscribe = allowList user.permissions.subscribe;
       allow_responses = user.permissions.allowResponses;
     };

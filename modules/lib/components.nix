@@ -6,7 +6,7 @@
 #   components          name -> { name, title, package, api, user, http_port,
 #                       address, service, aggregates, buckets, reads,
 #                       writes_objects, calls }
-#   users NAMESPACE     NATS user -> { publish, subscribe, allowResponses }:
+#   users NAMESPACE     NATS user -> { publish, publishDeny, subscribe, allowResponses }:
 #                       the admin and every component, for that namespace
 #   streams NAMESPACE   store -> stream name ([stores])
 #   buckets             bucket -> { name, owner, description, history,
@@ -183,8 +183,15 @@ let
             inherit store;
             stream = (streams namespace).${store};
           }) component.reads
+        else if rule.each == "other_aggregates" then
+          # The types the other components own: wildcards are nobody's own.
+          map (aggregate: { inherit aggregate; }) (
+            lib.filter (a: !(lib.hasInfix "*" a || lib.hasInfix ">" a)) (
+              lib.concatMap (o: o.aggregates) (lib.filter (o: o.name != component.name) (lib.attrValues components))
+            )
+          )
         else
-          fail "${where}: each = \"${toString rule.each}\" is none of aggregates, buckets, calls, reads";
+          fail "${where}: each = \"${toString rule.each}\" is none of aggregates, buckets, calls, reads, other_aggregates";
       enabled =
         if !(rule ? when) then
           true
@@ -235,6 +242,7 @@ let
           in
           {
             publish = rules "component" "publish" namespace vars c;
+            publishDeny = rules "component" "publish_deny" namespace vars c;
             subscribe = rules "component" "subscribe" namespace vars c;
             allowResponses = permissions.component.allow_responses or true;
           };
@@ -243,6 +251,7 @@ let
     {
       ${admin.user or (fail "[permissions.admin] has no `user`")} = {
         publish = rules "admin" "publish" namespace base null;
+        publishDeny = [ ];
         subscribe = rules "admin" "subscribe" namespace base null;
         allowResponses = admin.allow_responses or true;
       };

@@ -257,6 +257,8 @@ struct ComponentRules {
     #[serde(default)]
     publish: Vec<Rule>,
     #[serde(default)]
+    publish_deny: Vec<Rule>,
+    #[serde(default)]
     subscribe: Vec<Rule>,
 }
 
@@ -274,12 +276,13 @@ struct Rule {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 enum Each {
     Aggregates,
     Buckets,
     Calls,
     Reads,
+    OtherAggregates,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -302,6 +305,9 @@ pub struct NatsUser {
 pub struct Permissions {
     /// Subjects it may publish to.
     pub publish: Vec<String>,
+    /// Subjects it may not publish to, even where `publish` allows them
+    /// (NATS: a deny wins over an allow).
+    pub publish_deny: Vec<String>,
     /// Subjects it may subscribe to.
     pub subscribe: Vec<String>,
     /// Whether it may reply to the requests it receives.
@@ -316,10 +322,14 @@ impl NatsUser {
         let list = |subjects: &[String]| {
             if subjects.is_empty() { json!({ "deny": [">"] }) } else { json!({ "allow": subjects }) }
         };
+        let mut publish = list(&self.permissions.publish);
+        if !self.permissions.publish.is_empty() && !self.permissions.publish_deny.is_empty() {
+            publish["deny"] = json!(self.permissions.publish_deny);
+        }
         json!({
             "user": self.user,
             "permissions": {
-                "publish": list(&self.permissions.publish),
+                "publish": publish,
                 "subscribe": list(&self.permissions.subscribe),
                 "allow_responses": self.permissions.allow_responses,
             }
@@ -433,8 +443,9 @@ impl Deployment {
         let mut users = vec![NatsUser {
             user: admin.user.clone(),
             permissions: Permissions {
-                publish: expand_all("admin", "publish", &admin.publish, &base, None, &streams)?,
-                subscribe: expand_all("admin", "subscribe", &admin.subscribe, &base, None, &streams)?,
+                publish: expand_all("admin", "publish", &admin.publish, &base, None, &[], &streams)?,
+                publish_deny: vec![],
+                subscribe: expand_all("admin", "subscribe", &admin.subscribe, &base, None, &[], &streams)?,
                 allow_responses: admin.allow_responses,
             },
         }];
@@ -446,11 +457,21 @@ impl Deployment {
             vars.insert("package", component.package.clone());
             vars.insert("service", component.service.clone());
             let c = Some(component);
+            // The aggregate types the other components own: their literal
+            // ones (a wildcard type, as the hub's `*`, is nobody's own).
+            let others: Vec<String> = self
+                .components
+                .values()
+                .filter(|o| o.name != component.name)
+                .flat_map(|o| o.aggregates.iter().filter(|a| !a.contains(['*', '>'])).cloned())
+                .collect();
+            let o = others.as_slice();
             users.push(NatsUser {
                 user: component.user.clone(),
                 permissions: Permissions {
-                    publish: expand_all("component", "publish", &rules.publish, &vars, c, &streams)?,
-                    subscribe: expand_all("component", "subscribe", &rules.subscribe, &vars, c, &streams)?,
+                    publish: expand_all("component", "publish", &rules.publish, &vars, c, o, &streams)?,
+                    publish_deny: expand_all("component", "publish_deny", &rules.publish_deny, &vars, c, o, &streams)?,
+                    subscribe: expand_all("component", "subscribe", &rules.subscribe, &vars, c, o, &streams)?,
                     allow_responses: rules.allow_responses,
                 },
             });
@@ -534,6 +555,7 @@ fn expand_all(
     rules: &[Rule],
     vars: &BTreeMap<&'static str, String>,
     component: Option<&Component>,
+    other_aggregates: &[String],
     streams: &BTreeMap<Store, String>,
 ) -> Result<Vec<String>, Error> {
     let where_ = format!("[[permissions.{who}.{direction}]]");
@@ -558,6 +580,7 @@ fn expand_all(
                 };
                 match each {
                     Each::Aggregates => one("aggregate", &component.aggregates),
+                    Each::OtherAggregates => one("aggregate", other_aggregates),
                     Each::Buckets => one("bucket", &component.buckets),
                     Each::Calls => one("call", &component.calls),
                     Each::Reads => component
@@ -666,7 +689,12 @@ mod tests {
     fn an_empty_list_allows_nothing() {
         let user = NatsUser {
             user: "quiet".into(),
-            permissions: Permissions { publish: vec![], subscribe: vec!["a".into()], allow_responses: false },
+            permissions: Permissions {
+                publish: vec![],
+                publish_deny: vec![],
+                subscribe: vec!["a".into()],
+                allow_responses: false,
+            },
         };
         let json = user.to_nats_json();
         assert_eq!(json["permissions"]["publish"], json!({ "deny": [">"] }));
@@ -687,6 +715,26 @@ mod tests {
             .map(|s| ius.permissions.publish.iter().position(|p| p == s).expect(s))
             .collect();
         assert_eq!(infos[1] - infos[0], 8);
+        Ok(())
+    }
+
+    /// A component allowed any aggregate type (the hub's `*`) is still
+    /// denied the other components' own types; the others are denied
+    /// nothing by the wildcard, which is nobody's own type.
+    #[test]
+    fn other_components_aggregates_are_denied() -> Result<(), Error> {
+        let users = Deployment::embedded()?.users("cim")?;
+        let user = |name: &str| users.iter().find(|u| u.user == name).expect(name).clone();
+        let hub = user("hub");
+        assert!(hub.permissions.publish.contains(&"cim.events.*.>".to_owned()));
+        for denied in ["cim.events.unit.>", "cim.events.schema.>"] {
+            assert!(hub.permissions.publish_deny.contains(&denied.to_owned()), "{denied}: {hub:?}");
+        }
+        assert_eq!(hub.to_nats_json()["permissions"]["publish"]["deny"], json!(hub.permissions.publish_deny));
+        let ius = user("ius");
+        assert!(ius.permissions.publish_deny.contains(&"cim.events.schema.>".to_owned()));
+        assert!(!ius.permissions.publish_deny.iter().any(|s| s.contains('*') || s.contains(".unit.")), "{ius:?}");
+        assert!(user("admin").to_nats_json()["permissions"]["publish"].get("deny").is_none());
         Ok(())
     }
 }

@@ -39,29 +39,46 @@ struct Inner {
 }
 
 impl Hub {
-    /// Opens the stores and buckets the hub uses.
+    /// How the hub's bucket keeps its entries: `[buckets.hub]` of
+    /// `components.toml`, which provisioning creates it with. Entries live
+    /// until removed, or as long as their own TTL (seen inbound deliveries,
+    /// the dispatcher lease).
+    pub fn bucket_options() -> KvOptions {
+        KvOptions {
+            description:
+                "CIM Integration Hub: tokens, webhook subscriptions and positions, inbound endpoints, the dispatcher lease"
+                    .to_owned(),
+            history: 1,
+            ttl: None,
+            per_key_ttl_markers: Some(Duration::from_secs(60)),
+        }
+    }
+
+    /// How the delivery log keeps its entries: `[buckets.hublog]` of
+    /// `components.toml`, 30 days after their last write.
+    pub fn log_bucket_options() -> KvOptions {
+        KvOptions {
+            description: "CIM Integration Hub: outbound webhook delivery log, kept 30 days".to_owned(),
+            history: 1,
+            ttl: Some(Duration::from_secs(30 * 86_400)),
+            per_key_ttl_markers: None,
+        }
+    }
+
+    /// Attaches to the stores and the buckets the hub uses, which
+    /// provisioning created (`cim provision`, `cim up`): the hub's NATS user
+    /// may not create or change streams.
+    ///
+    /// # Errors
+    /// A store or bucket is missing (`cim_store::Error::NotProvisioned`) or
+    /// kept otherwise than the hub expects (`Incompatible`).
     pub async fn open(runtime: &Runtime<HubSettings>) -> anyhow::Result<Self> {
         let config = runtime.config();
         let client = runtime.client().clone();
         let store = EventStore::open(client.clone(), config.store.clone()).await?;
         let objects = ObjectStore::open(client.clone(), &config.store).await?;
-        let kv = KvBucket::open(
-            client.clone(),
-            &config.store,
-            BUCKET,
-            KvOptions { per_key_ttl_markers: Some(Duration::from_secs(60)), ..KvOptions::default() },
-        )
-        .await?;
-        let log = KvBucket::open(
-            client.clone(),
-            &config.store,
-            LOG_BUCKET,
-            KvOptions {
-                ttl: Some(Duration::from_secs(config.component.delivery_log_days * 86_400)),
-                ..KvOptions::default()
-            },
-        )
-        .await?;
+        let kv = KvBucket::open(client.clone(), &config.store, BUCKET, Self::bucket_options()).await?;
+        let log = KvBucket::open(client.clone(), &config.store, LOG_BUCKET, Self::log_bucket_options()).await?;
         let metrics = HubMetrics::register(runtime.metrics());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.component.webhook_timeout_secs))

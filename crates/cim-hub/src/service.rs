@@ -120,7 +120,7 @@ async fn list_tokens(hub: Hub) -> Result<TokenList> {
 
 async fn revoke_token(hub: Hub, request: TokenRef) -> Result<Deleted> {
     let key = format!("{TOKEN_PREFIX}{}", request.id);
-    if !crate::auth::parse(&format!("cimhub_{}_x", request.id)).is_some()
+    if crate::auth::parse(&format!("cimhub_{}_x", request.id)).is_none()
         || get_json::<TokenRecord>(&hub, &key).await?.is_none()
     {
         return Err(ApiError::api(HubCode::UnknownToken, format!("no token {:?}", request.id))

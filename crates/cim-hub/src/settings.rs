@@ -46,8 +46,6 @@ pub struct HubSettings {
     pub webhook_pause_after: u32,
     /// Seconds an inbound webhook's timestamp may differ from the hub's clock.
     pub inbound_tolerance_secs: u64,
-    /// Days the delivery log keeps an entry.
-    pub delivery_log_days: u64,
     /// Serve the MCP server at `/mcp`.
     pub mcp: bool,
     /// Serve the DAG explorer at `/explorer`.
@@ -73,7 +71,6 @@ impl Default for HubSettings {
             webhook_backoff_max_ms: 300_000,
             webhook_pause_after: 3,
             inbound_tolerance_secs: 300,
-            delivery_log_days: 30,
             mcp: true,
             explorer: true,
         }
@@ -136,9 +133,6 @@ impl Settings for HubSettings {
         }
         if !(1..=86_400).contains(&self.inbound_tolerance_secs) {
             return Err(Invalid::new("inbound_tolerance_secs", "must be between 1 and 86400"));
-        }
-        if !(1..=3650).contains(&self.delivery_log_days) {
-            return Err(Invalid::new("delivery_log_days", "must be between 1 and 3650"));
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod buckets;
 mod explorer;
 mod feed;
 mod fuzz;

@@ -38,6 +38,7 @@ impl Stack {
     /// A hub; with `units`, a registry and an IUS too; `hub_extra` is added to `[hub]`.
     pub async fn start_with(units: bool, hub_extra: &str) -> Self {
         let server = NatsServer::start().await;
+        provision(&server).await;
         let dir = tempfile::tempdir().expect("temp dir");
         let mut others = Vec::new();
         if units {
@@ -116,6 +117,15 @@ impl Stack {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// Provisions `server` as cim-provision.service does: the components only
+/// attach to their streams and buckets.
+pub async fn provision(server: &NatsServer) {
+    let deployment = cim_deploy::Deployment::embedded().expect("components.toml");
+    cim_deploy::provision::provision(server.connect().await, &cim_store::StoreConfig::default(), &deployment)
+        .await
+        .expect("provisioning");
 }
 
 /// `[hub]`: [`TEST_HUB`] with the keys `extra` sets replaced.
