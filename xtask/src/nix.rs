@@ -103,7 +103,11 @@ fn output_of(command: &mut Command) -> Result<String> {
     let shown = format!("{command:?}");
     let output = command.output().with_context(|| format!("cannot run {shown}"))?;
     if !output.status.success() {
-        bail!("{shown} failed ({}):\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+        // What it printed that says why: its failed checks and last line.
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let last = stdout.lines().last().into_iter();
+        let said: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).chain(last).collect();
+        bail!("{shown} failed ({}):\n{}{}", output.status, String::from_utf8_lossy(&output.stderr), said.join("\n"));
     }
     String::from_utf8(output.stdout).with_context(|| format!("{shown} printed something that is not UTF-8"))
 }
