@@ -38,6 +38,7 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch() {
         .arg("-H")
         .arg(format!("Authorization: Bearer {admin}"))
         .env("SCHEMATHESIS_HOOKS", "")
+        .current_dir(stack.dir.path()) // its .schemathesis/ cache goes with the temp dir
         .kill_on_drop(true)
         .output();
     // A bound only a hang reaches: the time budget and then some.
