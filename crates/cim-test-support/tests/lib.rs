@@ -13,15 +13,24 @@ use cim_test_support::{NatsCluster, NatsServer, unique_name};
 
 async fn create_stream(js: &jetstream::Context, replicas: usize) -> stream::Stream {
     let name = unique_name("test");
-    js.create_stream(stream::Config {
-        subjects: vec![format!("{name}.>")],
-        name,
-        num_replicas: replicas,
-        allow_atomic_publish: true,
-        ..Default::default()
-    })
-    .await
-    .expect("create stream")
+    let mut stream = js
+        .create_stream(stream::Config {
+            subjects: vec![format!("{name}.>")],
+            name,
+            num_replicas: replicas,
+            allow_atomic_publish: true,
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    // A replicated stream answers publishes only once its own leader is
+    // elected, which can come after the create request returns.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while replicas > 1 && stream.info().await.ok().and_then(|i| i.cluster.as_ref()?.leader.clone()).is_none() {
+        assert!(Instant::now() < deadline, "the stream elected no leader in 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stream
 }
 
 async fn message_count(stream: &mut stream::Stream) -> u64 {
