@@ -172,6 +172,29 @@ async fn bad_input_gets_specific_problems() {
         json(post("/v1/aggregates/order/1/events", r#"{"events": [], "x": 1}"#).await.unwrap(), 400).await["code"],
         "bad_request"
     );
+    // Read strictly, as the NATS services read their requests: each refusal
+    // says where the body went wrong.
+    for (body, names) in [
+        (r#"{"events": [], "x": 1}"#, "unknown field `x`"),
+        (r#"[{"event_type": "X"}]"#, "must be a JSON object"),
+        (r#"{"events": [{"event_type": "X"}]} trailing"#, "trailing characters"),
+        (r#"{"events": [{"event_type": "X", "payload": {"n": 18446744073709551616}}]}"#, "does not fit in 64 bits"),
+        (r#"{"events": [{"event_type": 7}]}"#, "at `events[0].event_type`"),
+    ] {
+        let problem = json(post("/v1/aggregates/order/1/events", body).await.unwrap(), 400).await;
+        assert_eq!(problem["code"], "bad_request", "{body}");
+        assert!(problem["detail"].as_str().unwrap().contains(names), "{body}: {problem}");
+    }
+    let as_text = stack
+        .http
+        .post(stack.url("/v1/aggregates/order/1/events"))
+        .bearer_auth(&writer)
+        .header("content-type", "text/plain")
+        .body(r#"{"events": [{"event_type": "X"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(as_text, 415).await["code"], "unsupported_media_type");
     assert_eq!(
         json(post("/v1/aggregates/order/1/events", r#"{"events": []}"#).await.unwrap(), 422).await["code"],
         "invalid_event"
@@ -217,6 +240,10 @@ async fn bad_input_gets_specific_problems() {
     assert_eq!(json(unknown_event, 404).await["code"], "unknown_event");
     let bad_query = stack.http.get(stack.url("/v1/events?after=x")).bearer_auth(&writer).send().await.unwrap();
     assert_eq!(json(bad_query, 400).await["code"], "bad_request");
+    // None of it stored anything.
+    let events_stream = cim_store::StoreConfig::default().names().events_stream;
+    let mut stream = async_nats::jetstream::new(stack.nats.clone()).get_stream(events_stream).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 0);
 }
 
 #[tokio::test]

@@ -16,7 +16,8 @@ mod units;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -148,7 +149,10 @@ async fn count_responses(State(hub): State<Hub>, request: Request, next: Next) -
     response
 }
 
-/// A JSON body; a body that does not parse is a problem, not axum's plain text.
+/// A JSON body, read as strictly as the NATS services read theirs
+/// ([`cim_runtime::strict_json`]): a JSON object, no unknown fields, no
+/// trailing text, integers within 64 bits. Any refusal is a problem naming
+/// where the body went wrong, not axum's plain text.
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
@@ -156,26 +160,37 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_problem(rejection)),
+        if !is_json(request.headers()) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON (Content-Type: application/json)",
+            ));
         }
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(status, "payload_too_large", rejection.body_text())
+            } else {
+                Problem::bad_request(rejection.body_text())
+            }
+        })?;
+        cim_runtime::strict_json::from_slice(&body)
+            .map(Self)
+            .map_err(|refusal| Problem::bad_request(format!("invalid request body: {refusal}")))
     }
 }
 
-fn json_problem(rejection: JsonRejection) -> Problem {
-    let status = rejection.status();
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        return Problem::new(status, "payload_too_large", rejection.body_text());
-    }
-    if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-        return Problem::new(
-            status,
-            "unsupported_media_type",
-            "the body must be JSON (Content-Type: application/json)",
-        );
-    }
-    Problem::bad_request(rejection.body_text())
+/// Whether the request declares a JSON body (`application/json`, or a
+/// `+json` media type such as `application/merge-patch+json`).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(Ok(value)) = headers.get(header::CONTENT_TYPE).map(|v| v.to_str()) else {
+        return false;
+    };
+    let Ok(mime) = value.parse::<mime::Mime>() else {
+        return false;
+    };
+    mime.type_() == mime::APPLICATION && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
 }
 
 /// Query parameters; ones that do not parse are a problem.
