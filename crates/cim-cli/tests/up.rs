@@ -35,11 +35,15 @@ impl Up {
             packages.iter().map(|p| workspace_binary(p, p).parent().unwrap().to_path_buf()).collect();
         assert!(bin_dir.windows(2).all(|w| w[0] == w[1]), "the component binaries are in one directory");
         let dir = tempfile::tempdir().unwrap();
+        // Tests run at once: each hub on a port of its own.
+        let hub_listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_cim"))
             .arg("--data-dir")
             .arg(dir.path())
             .args(["--json", "up", "--grace", "5", "--bin-dir"])
             .arg(&bin_dir[0])
+            .arg("--hub-listen")
+            .arg(hub_listen.to_string())
             .env_remove("CIM_NATS_URL")
             .env_remove("CIM_CONFIG")
             .env_remove("CIM_NAMESPACE")
@@ -153,6 +157,17 @@ impl Drop for Up {
     }
 }
 
+/// The status code of a plain GET of `base` + `path`.
+fn http_get_status(base: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let address = base.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    String::from_utf8_lossy(&head[9..12]).into_owned()
+}
+
 fn signal(pid: u32, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
     rustix::process::kill_process(pid, signal).unwrap();
@@ -167,6 +182,9 @@ fn exists(pid: u64) -> bool {
 fn up_runs_every_component_serves_other_commands_and_stops_them_all_on_sigterm() {
     let mut up = Up::start();
     let started = up.seen.iter().find(|e| e["event"] == "started").cloned().unwrap();
+    // The hub's HTTP API is where `cim up` says it is.
+    let hub_api = up.seen.iter().find(|e| e["event"] == "up").unwrap()["hub_api"].as_str().unwrap().to_owned();
+    assert_eq!(http_get_status(&hub_api, "/v1/openapi.json"), "200", "{}", up.dump());
     let nats_pid = started["server"]["nats_server_pid"].as_u64().unwrap();
     let mut pids: Vec<u64> = vec![nats_pid];
     for package in up.packages.clone() {

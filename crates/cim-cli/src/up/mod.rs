@@ -13,6 +13,7 @@ pub mod secrets;
 mod supervisor;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -51,6 +52,10 @@ pub struct UpArgs {
     /// (its `[runtime] shutdown_grace_secs`); SIGKILL 5 s after that.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     grace: u64,
+    /// Address of the Integration Hub's HTTP API, explorer and MCP
+    /// endpoint (its `[hub] listen`).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
+    hub_listen: SocketAddr,
 }
 
 /// Runs the stack until Ctrl-C or SIGTERM, then stops it gracefully.
@@ -108,7 +113,8 @@ pub async fn run(global: &GlobalArgs, args: UpArgs, out: &Output) -> anyhow::Res
                 )
             },
         );
-        let specs = specs(&data_dir, &deployment, &binaries, &running.url, &namespace, args.grace)?;
+        let mut specs = specs(&data_dir, &deployment, &binaries, &running.url, &namespace, args.grace)?;
+        let hub_api = hub_listen(&mut specs, args.hub_listen);
         let logs = data_dir.join("logs");
         out.emit(&json!({ "event": "starting", "components": specs.keys().collect::<Vec<_>>(), "logs": logs }), || {
             format!(
@@ -118,7 +124,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs, out: &Output) -> anyhow::Res
             )
         });
         let hint = cim_hint(global, &data_dir);
-        let result = supervise(&mut server, &session, specs, &hint, out).await;
+        let result = supervise(&mut server, &session, specs, &hint, hub_api.as_deref(), out).await;
         let closed = session.close().await;
         result.and(closed)
     }
@@ -225,6 +231,7 @@ async fn supervise(
     session: &Session,
     specs: BTreeMap<String, Spec>,
     hint: &str,
+    hub_api: Option<&str>,
     out: &Output,
 ) -> anyhow::Result<()> {
     let packages: BTreeSet<String> = specs.keys().cloned().collect();
@@ -276,11 +283,16 @@ async fn supervise(
                     if listed.is_superset(&packages) {
                         waiting_since = None;
                         announced = true;
-                        out.emit(&json!({ "event": "up", "components": packages }), || {
+                        out.emit(&json!({ "event": "up", "components": packages, "hub_api": hub_api }), || {
+                            let hub = hub_api.map(|api| format!(
+                                "\ncim up: the Integration Hub's HTTP API is {api} (explorer {api}/explorer, \
+                                 OpenAPI {api}/v1/openapi.json); a token: `{hint} hub tokens create NAME --scope read`"
+                            ));
                             format!(
                                 "cim up: all {} components are ready and registered. Try `{hint} registry components` \
-                                 or `{hint} demo` in another terminal; Ctrl-C stops them all.",
-                                packages.len()
+                                 or `{hint} demo` in another terminal; Ctrl-C stops them all.{}",
+                                packages.len(),
+                                hub.unwrap_or_default()
                             )
                         });
                     } else if !warned && since.elapsed() > REGISTRATION_PATIENCE {
@@ -338,6 +350,15 @@ fn millis(duration: Duration) -> u64 {
 
 fn seconds(duration: Duration) -> String {
     format!("{:.1} s", duration.as_secs_f64())
+}
+
+/// Sets the Integration Hub's public listen address (when the hub is part
+/// of the stack) and returns its API's base URL.
+fn hub_listen(specs: &mut BTreeMap<String, Spec>, listen: SocketAddr) -> Option<String> {
+    let hub = specs.get_mut(cim_hub_api::SERVICE.name)?;
+    let section = hub.config.entry("hub").or_insert_with(|| toml::Table::new().into());
+    section.as_table_mut()?.insert("listen".into(), listen.to_string().into());
+    Some(format!("http://{listen}"))
 }
 
 /// Prints what happened to a component.
