@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::{
-    config_cmd, dag_cmd, demo, events_cmd, export, import, nats_config_cmd, objects_cmd, registry_cmd, server_cmd,
-    units_cmd, verify_cmd,
+    config_cmd, dag_cmd, demo, events_cmd, export, import, nats_config_cmd, objects_cmd, pipelines_cmd, registry_cmd,
+    server_cmd, units_cmd, verify_cmd,
 };
 
 /// The CIM operator's tool: events, objects, the MerkleDAG, verification and
@@ -92,6 +92,8 @@ pub enum StoreCommand {
     Units(units_cmd::UnitsArgs),
     /// Components and schemas through the Component Registry (cim-registry must be running).
     Registry(registry_cmd::RegistryArgs),
+    /// Pipelines through the Pipeline Engine (cim-pipeline must be running): define, run, watch, dead letters.
+    Pipelines(pipelines_cmd::PipelinesArgs),
 }
 
 #[cfg(test)]

@@ -99,6 +99,7 @@ impl Exit {
             RequestFailure::Ius(error) if error.is(IusCode::UnknownParent) => Self::NotFound,
             RequestFailure::Ius(error) => Self::of_status(error),
             RequestFailure::Registry(error) => Self::of_status(error),
+            RequestFailure::Pipeline(error) => Self::of_status(error),
             RequestFailure::Other(error) => Self::of_status(error),
         }
     }

@@ -20,6 +20,7 @@ mod import;
 mod nats_config_cmd;
 mod objects_cmd;
 mod output;
+mod pipelines_cmd;
 mod registry_cmd;
 mod server_cmd;
 mod services;
@@ -76,6 +77,7 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
                 StoreCommand::Demo(args) => demo::run(&session, &settings, args, out).await,
                 StoreCommand::Units(args) => units_cmd::run(&session, args, out).await,
                 StoreCommand::Registry(args) => registry_cmd::run(&session, args, out).await,
+                StoreCommand::Pipelines(args) => pipelines_cmd::run(&session, args, out).await,
             };
             // Stop a transient embedded server even when the command failed.
             let closed = session.close().await;

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use cim_ius_api::IusCode;
+use cim_pipeline_api::PipelineCode;
 use cim_registry_api::RegistryCode;
 use cim_wire::{ApiError, Code, NoCode, RequestError, WireError};
 use clap::Args;
@@ -32,6 +33,9 @@ pub struct Service {
 
 /// The Information Unit System.
 pub const IUS: Service = Service { name: cim_ius_api::SERVICE.name, title: "the Information Unit System" };
+
+/// The Pipeline Engine.
+pub const PIPELINE: Service = Service { name: cim_pipeline_api::SERVICE.name, title: "the Pipeline Engine" };
 
 /// The Component Registry.
 pub const REGISTRY: Service = Service { name: cim_registry_api::SERVICE.name, title: "the Component Registry" };
@@ -61,6 +65,15 @@ impl Remote<cim_registry_api::Client> {
         let timeout = Duration::from_secs(args.timeout.max(1));
         let client = cim_registry_api::Client::new(session.events.client().clone(), timeout);
         Self::new(client, REGISTRY, session, timeout)
+    }
+}
+
+impl Remote<cim_pipeline_api::Client> {
+    /// The Pipeline Engine on the session's connection.
+    pub fn pipeline(session: &Session, args: &ServiceArgs) -> Self {
+        let timeout = Duration::from_secs(args.timeout.max(1));
+        let client = cim_pipeline_api::Client::new(session.events.client().clone(), timeout);
+        Self::new(client, PIPELINE, session, timeout)
     }
 }
 
@@ -125,6 +138,9 @@ pub fn request_error_of<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Opt
     if let Some(error) = cause.downcast_ref::<RequestError<RegistryCode>>() {
         return Some(RequestFailure::Registry(error));
     }
+    if let Some(error) = cause.downcast_ref::<RequestError<PipelineCode>>() {
+        return Some(RequestFailure::Pipeline(error));
+    }
     cause.downcast_ref::<RequestError<NoCode>>().map(RequestFailure::Other)
 }
 
@@ -133,6 +149,7 @@ pub fn refusal_of(cause: &(dyn std::error::Error + 'static)) -> Option<WireError
     match request_error_of(cause)? {
         RequestFailure::Ius(error) => error.remote().map(ApiError::to_wire),
         RequestFailure::Registry(error) => error.remote().map(ApiError::to_wire),
+        RequestFailure::Pipeline(error) => error.remote().map(ApiError::to_wire),
         RequestFailure::Other(error) => error.remote().map(ApiError::to_wire),
     }
 }
@@ -144,6 +161,8 @@ pub enum RequestFailure<'a> {
     Ius(&'a RequestError<IusCode>),
     /// To the registry.
     Registry(&'a RequestError<RegistryCode>),
+    /// To the Pipeline Engine.
+    Pipeline(&'a RequestError<PipelineCode>),
     /// To an API whose codes `cim` does not know.
     Other(&'a RequestError<NoCode>),
 }

@@ -119,6 +119,10 @@ pub struct Component {
     pub writes_objects: bool,
     /// Subjects of other services it requests.
     pub calls: Vec<String>,
+    /// Whether it reads the event stream through durable consumers, whose
+    /// deliveries it acknowledges (optional, default false).
+    #[serde(default)]
+    pub durable_consumers: bool,
 }
 
 /// Where a component's configuration file sends it (the rest comes from
@@ -246,6 +250,7 @@ enum Each {
 #[serde(rename_all = "snake_case")]
 enum When {
     WritesObjects,
+    DurableConsumers,
 }
 
 /// A NATS user and what it may do.
@@ -445,6 +450,7 @@ fn expand_all(
             let component = component.ok_or_else(|| need("when"))?;
             let enabled = match when {
                 When::WritesObjects => component.writes_objects,
+                When::DurableConsumers => component.durable_consumers,
             };
             if !enabled {
                 continue;
