@@ -40,6 +40,8 @@ const LEFT_OUT: &[&str] = &[
     "get_prog_origin",
     "get_jq_origin",
     "input_line_number",
+    "debug_empty",
+    "stderr_empty",
 ];
 
 /// A compiled jq program.
@@ -100,7 +102,12 @@ fn offset_in(whole: &str, part: &str) -> usize {
 impl Program {
     /// Compiles `code`.
     pub fn compile(code: &str) -> Result<Self, CompileError> {
-        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
+        // The library's definitions of left-out filters (`halt`, `debug`,
+        // ...) go too: they call left-out natives.
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs())
+            .filter(|def| !LEFT_OUT.contains(&def.name));
         let funs = jaq_core::funs::<Data>()
             .chain(jaq_std::funs::<Data>())
             .chain(jaq_json::funs::<Data>())

@@ -118,7 +118,7 @@ async fn invalid_definitions_are_refused_precisely_and_nothing_is_deployed() {
     }
     let js = async_nats::jetstream::new(engines.client.clone());
     let mut stream = js.get_stream("CIM_EVENTS").await.expect("stream");
-    let info = stream.info().await.expect("info");
+    let messages = stream.info().await.expect("info").state.messages;
     let mut names = stream.consumer_names();
     let mut consumers = Vec::new();
     use futures::StreamExt;
@@ -129,8 +129,7 @@ async fn invalid_definitions_are_refused_precisely_and_nothing_is_deployed() {
         consumers.iter().all(|c| !c.starts_with("pipeline-b")
             && !c.starts_with("pipeline-ok")
             && !c.starts_with("pipeline-selfish")),
-        "{consumers:?} ({} messages)",
-        info.state.messages
+        "{consumers:?} ({messages} messages)"
     );
     // The valid one is accepted as given.
     let ok = engines.put(VALID).await;

@@ -138,7 +138,7 @@ pub async fn outputs_by_input(store: &EventStore) -> BTreeMap<Cid, Vec<cim_store
 pub async fn wait_until<F, Fut>(limit: Duration, what: &str, logs: impl Fn() -> String, mut done: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: Future<Output = bool>,
 {
     let deadline = Instant::now() + limit;
     while !done().await {
