@@ -198,6 +198,10 @@ pub struct RunOutcome {
     pub values: Vec<Value>,
     /// True when an earlier run of this input had completed: nothing new was done.
     pub already_done: bool,
+    /// True when the stages, none with effects, left no value: the input
+    /// was filtered out, nothing was journaled and no sink ran.
+    #[serde(default)]
+    pub filtered: bool,
 }
 
 /// Asks for the status of one pipeline or all.

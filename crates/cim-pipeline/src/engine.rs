@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::{self, AckKind};
 use cim_cid::{Cid, Event, Timestamp};
-use cim_pipeline_api::DeadLetter;
+use cim_pipeline_api::{DeadLetter, RunOutcome};
 use cim_store::Names;
 use futures::StreamExt;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -485,7 +485,7 @@ impl Engine {
             () = ticker => unreachable!("the ticker never ends"),
         };
         match result {
-            Ok(None) => {
+            Ok(None | Some(RunOutcome { filtered: true, .. })) => {
                 let _ = message.ack().await;
                 counters.skipped.fetch_add(1, Ordering::Relaxed);
                 outcome("skipped");

@@ -243,6 +243,7 @@ pub async fn execute(
         outputs,
         values,
         already_done,
+        filtered: false,
     };
     let earlier = if check_journal { read_journal(&ctx.store, &key).await? } else { Journal::default() };
     if let Some(outputs) = earlier.completed {
@@ -297,6 +298,11 @@ pub async fn execute(
             )
             .await?;
         }
+    }
+    if values.is_empty() && !started {
+        // Filtered out before any effect: nothing to journal (a redelivery
+        // filters it out the same way).
+        return Ok(RunOutcome { filtered: true, ..outcome(Vec::new(), values, false) });
     }
     let mut outputs = Vec::new();
     let sinks = compiled.sinks.len();

@@ -154,9 +154,10 @@ event_type = "Seen"
 "#,
         )
         .await;
+    // `after` takes every thing but the one too large (dead-lettered again, by `after`).
     wait_until(
         Duration::from_secs(60),
-        "4 outputs of `after`",
+        "3 outputs of `after`",
         || engines.logs(),
         || async {
             events_of_type(&engines.store, "derived")
@@ -164,7 +165,21 @@ event_type = "Seen"
                 .iter()
                 .filter(|e| e.event.envelope.event_type() == "Seen")
                 .count()
-                == 4
+                == 3
+        },
+    )
+    .await;
+    wait_until(
+        Duration::from_secs(60),
+        "the large input dead-lettered by `after`",
+        || engines.logs(),
+        || async {
+            let letters = client
+                .dead_letters(&ListDeadLetters { pipeline: Some("after".into()), limit: None })
+                .await
+                .expect("list")
+                .dead_letters;
+            letters.len() == 1 && letters[0].reason.contains("max_input_bytes")
         },
     )
     .await;

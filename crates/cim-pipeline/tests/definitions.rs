@@ -93,11 +93,12 @@ async fn invalid_definitions_are_refused_precisely_and_nothing_is_deployed() {
     engines.put(&a).await;
     let b = VALID
         .replace("name = \"ok\"", "name = \"b\"")
-        .replace("aggregate_types = [\"reading\"]", "aggregate_types = [\"derived\"]\nevent_types = [\"From*\"]")
+        .replace("aggregate_types = [\"reading\"]", "aggregate_types = [\"derived\"]\nevent_types = [\"FromA\"]")
         .replace("event_type = \"X\"", "event_type = \"FromB\"");
     let errors_ = errors(put(&b).await);
     assert!(errors_[0].message.contains("a cycle between pipelines"), "{errors_:?}");
     assert!(errors_[0].message.contains("`b` writes derived/FromB, which `a`'s trigger matches"), "{errors_:?}");
+    assert!(errors_[0].message.contains("`a` writes derived/FromA, which `b`'s trigger matches"), "{errors_:?}");
     // A pipeline triggering itself.
     let selfish = VALID
         .replace("name = \"ok\"", "name = \"selfish\"")
