@@ -136,7 +136,9 @@ async fn pipelines_through_the_cli() {
     // A refused definition: exit 2, every error with where it is; nothing stored.
     let bad = engine.file(
         "bad.toml",
-        &DOUBLER.replace("name = \"doubler\"", "name = \"Bad Name\"").replace(".payload.value != 0", ".payload.value !=\\n   "),
+        &DOUBLER
+            .replace("name = \"doubler\"", "name = \"Bad Name\"")
+            .replace(".payload.value != 0", ".payload.value !=\\n   "),
     );
     let refused = cim(&["pipelines", "put", &bad]);
     refused.fails(2, "the definition is refused (2 errors); nothing was stored");
@@ -220,7 +222,10 @@ event_type = "Checked"
     let again = cim(&["pipelines", "replay-dead-letters", "--pipeline", "fragile"]);
     assert_eq!(again.code, 3, "{}{}", again.stdout, again.stderr);
     assert!(again.stdout.contains("0 replayed, 2 failed again"), "{}", again.stdout);
-    let fixed = engine.file("fixed.toml", &fragile.replace(r#"error("no multiples of three: \(.payload.n)")"#, "{n: .payload.n, fixed: true}"));
+    let fixed = engine.file(
+        "fixed.toml",
+        &fragile.replace(r#"error("no multiples of three: \(.payload.n)")"#, "{n: .payload.n, fixed: true}"),
+    );
     assert_eq!(engine.json(&["pipelines", "put", &fixed])["version"], 2);
     let replayed = cim(&["pipelines", "replay-dead-letters"]);
     assert!(replayed.ok().stdout.contains("2 replayed, 0 failed again"), "{}", replayed.stdout);

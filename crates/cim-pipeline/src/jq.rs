@@ -104,10 +104,8 @@ impl Program {
     pub fn compile(code: &str) -> Result<Self, CompileError> {
         // The library's definitions of left-out filters (`halt`, `debug`,
         // ...) go too: they call left-out natives.
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs())
-            .filter(|def| !LEFT_OUT.contains(&def.name));
+        let defs =
+            jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs()).filter(|def| !LEFT_OUT.contains(&def.name));
         let funs = jaq_core::funs::<Data>()
             .chain(jaq_std::funs::<Data>())
             .chain(jaq_json::funs::<Data>())

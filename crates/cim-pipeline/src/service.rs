@@ -143,6 +143,13 @@ impl App {
         let key = AggregateKey::new(PIPELINE_AGGREGATE, name).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let payload = ipld_from_json(&payload).map_err(|e| ApiError::internal(e.to_string()))?;
         let event = cim_cid::NewEvent::new(event_type, payload).with_timestamp(Timestamp::now());
+        // The chain's previous event, read before appending: the follower may
+        // apply the new event from the stream before this request goes on.
+        let prev = if expected == 0 {
+            None
+        } else {
+            self.engine.projection().read().pipelines.get(name).filter(|p| p.head.0 == expected).map(|p| p.head.1)
+        };
         let store = &self.engine.context().store;
         let appended = match store.append(&key, ExpectedVersion::Exact(expected), vec![event.clone()]).await {
             Ok(appended) => appended,
@@ -156,15 +163,20 @@ impl App {
             Err(e) => return Err(internal("storing the pipeline's event", e)),
         };
         let stored = appended.events[0];
-        let prev = self.engine.projection().read().pipelines.get(name).map(|p| p.head.1);
-        let envelope = cim_cid::EventEnvelope::chained(&key, stored.version, prev, event)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let (event, _) = cim_cid::Event::encode(envelope).map_err(|e| ApiError::internal(e.to_string()))?;
-        let stored_event = StoredEvent { seq: stored.seq, stored_at: Timestamp::now(), event };
-        if stored_event.event.cid == stored.cid {
-            self.engine.projection().apply_appended(stored_event.clone());
+        // The stored event, rebuilt here to apply it at once; if that does not
+        // give its CID (the projection moved), read it back instead.
+        let rebuilt = cim_cid::EventEnvelope::chained(&key, stored.version, prev, event)
+            .ok()
+            .and_then(|envelope| cim_cid::Event::encode(envelope).ok())
+            .map(|(event, _)| StoredEvent { seq: stored.seq, stored_at: Timestamp::now(), event })
+            .filter(|rebuilt| rebuilt.event.cid == stored.cid);
+        match rebuilt {
+            Some(stored_event) => {
+                self.engine.projection().apply_appended(stored_event.clone());
+                Ok(stored_event)
+            }
+            None => store.event(&stored.cid).await.map_err(|e| internal("reading the stored event back", e)),
         }
-        Ok(stored_event)
     }
 
     async fn put(&self, request: PutPipeline) -> Reply<Put> {

@@ -184,3 +184,65 @@ event_type = "Seen"
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_messages_on_the_event_stream_are_dead_lettered_and_never_run() {
+    // Someone with publish rights on an event subject writes what is not an
+    // event of the store: no message id, or one that is not the bytes' CID.
+    let engines = Engines::start(1, "").await;
+    engines
+        .put(
+            r#"
+name = "watch"
+[trigger]
+aggregate_types = ["thing"]
+[[stages]]
+name = "pass"
+type = "transform"
+jq = '{id: .aggregate_id}'
+[[sinks]]
+type = "append"
+aggregate_type = "derived"
+event_type = "Seen"
+"#,
+        )
+        .await;
+    let js = async_nats::jetstream::new(engines.client.clone());
+    js.publish("cim.events.thing.bare", "not an event".into()).await.expect("publish").await.expect("stored");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, "bafyreicxoctzze3z3qvlzvy46ia6qupjtmi5tei62adtnizbxctsgp7xfe");
+    js.publish_with_headers("cim.events.thing.lying", headers, "garbage".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    // A real event after them still flows.
+    let key = cim_cid::AggregateKey::new("thing", "real").expect("key");
+    let payload = cim_cid::ipld_from_json(&serde_json::json!({"ok": true})).expect("payload");
+    let real = engines
+        .store
+        .append(&key, cim_store::ExpectedVersion::Exact(0), vec![cim_cid::NewEvent::new("Made", payload)])
+        .await
+        .expect("append")
+        .last_cid();
+    let client = engines.client();
+    wait_until(
+        Duration::from_secs(60),
+        "2 dead letters and the real event's output",
+        || engines.logs(),
+        || async {
+            let letters = client.dead_letters(&ListDeadLetters::default()).await.expect("list").dead_letters;
+            letters.len() == 2 && outputs_by_input(&engines.store).await.contains_key(&real)
+        },
+    )
+    .await;
+    let letters = client.dead_letters(&ListDeadLetters::default()).await.expect("list").dead_letters;
+    for letter in &letters {
+        assert!(letter.reason.starts_with("the input is not a valid event"), "{letter:?}");
+    }
+    assert!(letters.iter().any(|l| l.reason.contains("no Nats-Msg-Id")), "{letters:?}");
+    let outputs = outputs_by_input(&engines.store).await;
+    assert_eq!(outputs.len(), 1, "only the real event produced an output");
+    let status = client.status(Some("watch")).await.expect("status");
+    assert_eq!((status.pipelines[0].completed, status.pipelines[0].dead_lettered), (1, 2), "{status:?}");
+}
