@@ -197,6 +197,7 @@ pub enum Op {
 
 /// A sink, compiled.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "a few per definition, built once; never moved in a hot loop")]
 pub enum CompiledSink {
     /// Append events.
     Append {
