@@ -9,3 +9,4 @@ mod definitions;
 mod demo;
 mod flow;
 mod remote;
+mod replay;
