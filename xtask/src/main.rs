@@ -60,8 +60,9 @@ enum Task {
         #[arg(long)]
         update_rendered: bool,
     },
-    /// Install the tools, build `cim` and run `cim demo` on an embedded
-    /// nats-server with a fresh data directory under .cim/.
+    /// Install the tools, build `cim` and the components, start the whole
+    /// stack (`cim up`) on a fresh data directory under .cim/, run `cim demo`
+    /// on it, then stop the stack.
     Demo,
     /// Install the tools and run the benchmark harness in release mode:
     /// `cargo run --release -p cim-bench -- ARGS` (`all` when ARGS are only

@@ -15,3 +15,4 @@ mod pipelines;
 mod registry;
 mod store;
 mod units;
+mod up;

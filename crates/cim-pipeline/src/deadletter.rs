@@ -26,9 +26,25 @@ pub fn key(pipeline: &str, input_cid: &str) -> String {
 }
 
 impl DeadLetters {
-    /// Opens the bucket, creating it if missing.
+    /// How the bucket keeps its entries: `[buckets.pipeline-dlq]` of
+    /// `components.toml`, which provisioning creates it with.
+    pub fn bucket_options() -> KvOptions {
+        KvOptions {
+            description: "CIM Pipeline Engine dead letters: <pipeline>.<input CID> -> the input and the reason"
+                .to_owned(),
+            history: 5,
+            ttl: None,
+            per_key_ttl_markers: None,
+        }
+    }
+
+    /// Attaches to the provisioned bucket.
+    ///
+    /// # Errors
+    /// The bucket is missing (`cim_store::Error::NotProvisioned`) or kept
+    /// otherwise than [`DeadLetters::bucket_options`] (`Incompatible`).
     pub async fn open(client: async_nats::Client, config: &StoreConfig) -> cim_store::Result<Self> {
-        let bucket = KvBucket::open(client, config, BUCKET, KvOptions { history: 5, ..KvOptions::default() }).await?;
+        let bucket = KvBucket::open(client, config, BUCKET, Self::bucket_options()).await?;
         Ok(Self { bucket })
     }
 

@@ -15,6 +15,7 @@ use cim_dag::{DagError, MerkleDag};
 use tracing::info;
 
 use crate::config::Names;
+use crate::consume::Cleanup;
 use crate::follow::{Feed, Follower, FollowerState};
 use crate::verify::Problem;
 use crate::{Result, StoredEvent};
@@ -49,11 +50,11 @@ impl FollowerState for MerkleDag {
 impl LiveDag {
     /// Rebuilds the DAG from the first event and returns once it holds
     /// every event stored when it started; then it keeps following.
-    pub(crate) async fn start(stream: stream::Stream, names: Names) -> Result<Self> {
+    pub(crate) async fn start(stream: stream::Stream, names: Names, cleanup: Cleanup) -> Result<Self> {
         let started = std::time::Instant::now();
         // Sized for the stream as it is, so the rebuild never rehashes or
         // copies the DAG's tables while it grows.
-        let follower = Follower::start(stream, &names, Feed::All, |log| {
+        let follower = Follower::start(stream, &names, Feed::All, cleanup, |log| {
             MerkleDag::with_capacity(usize::try_from(log.events).unwrap_or(usize::MAX).min(cim_dag::MAX_EVENTS))
         })
         .await?;
