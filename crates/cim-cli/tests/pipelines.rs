@@ -23,6 +23,8 @@ struct Engine {
 impl Engine {
     async fn start() -> Self {
         let env = Env::new().await;
+        // As cim-provision.service does: the engine only attaches.
+        env.cim(&["provision"]).ok();
         let dir = tempfile::tempdir().unwrap();
         let extra = format!(
             "[store]\nnamespace = \"{}\"\n[pipeline]\nack_wait_secs = 3\nmax_attempts = 3\nretry_first_delay_ms = 50\nretry_max_delay_ms = 200\n",

@@ -29,6 +29,10 @@ use tracing::{debug, info, warn};
 
 use crate::deadletter::DeadLetters;
 use crate::projection::{Projection, consumer_name};
+
+/// How long a consumer replaced by a replay lives after its last pull: the
+/// server then removes it (components may not delete consumers).
+pub const RETIRED_INACTIVE_THRESHOLD: Duration = Duration::from_secs(60);
 use crate::run::{self, Context, Failure, Input, Pipeline};
 
 /// Labels of the engine's metrics.
@@ -215,12 +219,15 @@ impl Engine {
                         token.cancel();
                         let newer = wanted.iter().any(|(name, generation)| *name == key.0 && *generation > key.1);
                         if newer {
-                            // Replaced by a replay: its consumer is no longer needed.
-                            let stream = self.inner.stream.clone();
+                            // Replaced by a replay: its consumer is no longer
+                            // needed. The engine may not delete consumers
+                            // (docs/spec/permissions.md): it lets the server
+                            // remove it once nobody pulls from it.
+                            let engine = self.clone();
                             let name = consumer_name(&key.0, key.1);
                             tokio::spawn(async move {
-                                if let Err(error) = stream.delete_consumer(&name).await {
-                                    debug!(%error, consumer = %name, "deleting a replaced consumer");
+                                if let Err(error) = engine.retire_consumer(&name).await {
+                                    debug!(%error, consumer = %name, "retiring a replaced consumer");
                                 }
                             });
                         }
@@ -282,6 +289,19 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Gives a replaced consumer an inactive threshold
+    /// ([`RETIRED_INACTIVE_THRESHOLD`]), so the server removes it once no
+    /// instance pulls from it any more.
+    pub async fn retire_consumer(&self, consumer_name: &str) -> anyhow::Result<()> {
+        let mut consumer = self.inner.stream.get_consumer::<pull::Config>(consumer_name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let current = consumer.info().await?.config.clone();
+        let current = <pull::Config as jetstream::consumer::FromConsumer>::try_from_consumer_config(current)
+            .map_err(|e| anyhow::anyhow!("the consumer's configuration: {e}"))?;
+        let retired = pull::Config { inactive_threshold: RETIRED_INACTIVE_THRESHOLD, ..current };
+        self.inner.stream.update_consumer(retired).await?;
+        Ok(())
     }
 
     /// Gets the pipeline's consumer, creating it (or adapting its subject

@@ -351,7 +351,16 @@ impl App {
             .append(&key, ExpectedVersion::Exact(0), vec![event])
             .await
             .map_err(|e| internal("storing the run's input", e))?;
-        let stored = ctx.store.event(&appended.last_cid()).await.map_err(|e| internal("reading the run's input", e))?;
+        // Read back by its own aggregate (a read of the stream), not by CID:
+        // the CID index is built by a follower that may not have it yet.
+        let stored = ctx
+            .store
+            .read_aggregate(&key, cim_store::AggregateQuery::all())
+            .await
+            .map_err(|e| internal("reading the run's input", e))?
+            .into_iter()
+            .find(|stored| stored.event.cid == appended.last_cid())
+            .ok_or_else(|| ApiError::internal("reading the run's input: the stored event is missing"))?;
         let mut input = Input::new(stored.event, stored.seq);
         // The stages see the given input as the payload.
         input.json["payload"] = request.input;

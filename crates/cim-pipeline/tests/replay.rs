@@ -1,9 +1,10 @@
 //! A pipeline replayed from a position: inputs its version completed
-//! produce nothing new, so the outputs stay one per input; put-object and enrich-object stages; the notify sink.
+//! produce nothing new, so the outputs stay one per input; a manual run;
+//! put-object and enrich-object stages; the notify sink.
 
 use std::time::Duration;
 
-use cim_pipeline_api::ReplayPipeline;
+use cim_pipeline_api::{ReplayPipeline, RunManual};
 use futures::StreamExt;
 
 use crate::support::{Engines, append_readings, outputs_by_input, wait_until};
@@ -34,7 +35,7 @@ payload = "{n: .payload.n}"
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn replayed_pipelines_add_nothing_twice() {
+async fn replayed_pipelines_add_nothing_twice_and_manual_runs_run() {
     let engines = Engines::start(1, "").await;
     let mut notes = engines.client.subscribe("cim.event.pipeline.stash").await.expect("subscribe");
     let inputs = append_readings(&engines.store, 0, 10).await;
@@ -80,6 +81,15 @@ async fn replayed_pipelines_add_nothing_twice() {
     let after = outputs_by_input(&engines.store).await;
     assert_eq!(after.len(), 10);
     assert!(after.values().all(|o| o.len() == 1), "a replay appended again");
-    // Not shown: a manual run (`pipelines.run`) fails here with "reading the run's
-    // input: event … is not in the store"; it is not working yet.
+
+    // A manual run: its input is journaled, its output links it.
+    let outcome =
+        client.run(&RunManual { name: "stash".into(), input: serde_json::json!({"n": 99}) }).await.expect("run");
+    assert_eq!(outcome.outputs.len(), 1, "{outcome:?}");
+    let output: cim_cid::Cid = outcome.outputs[0].parse().expect("cid");
+    let outputs = crate::support::events_of_type(&engines.store, "derived").await;
+    let event = outputs.into_iter().find(|e| e.event.cid == output).expect("the output is stored");
+    assert_eq!(event.event.envelope.parents()[0].to_string(), outcome.input_cid);
+    let payload = cim_cid::ipld_to_json(event.event.envelope.payload()).expect("json");
+    assert_eq!(payload["text"], "reading 99", "{payload}");
 }

@@ -27,6 +27,15 @@ pub fn engine_config(server: &NatsServer, instance: &str, extra: &str, register:
     )
 }
 
+/// Provisions `server` as cim-provision.service does: the components only
+/// attach to the streams and buckets.
+pub async fn provision(server: &NatsServer) {
+    let deployment = cim_deploy::Deployment::embedded().expect("components.toml");
+    cim_deploy::provision::provision(server.connect().await, &StoreConfig::default(), &deployment)
+        .await
+        .expect("provisioning");
+}
+
 /// A server and engine instances.
 pub struct Engines {
     pub server: NatsServer,
@@ -40,6 +49,7 @@ impl Engines {
     pub async fn start(instances: usize, extra: &str) -> Self {
         let server = NatsServer::start().await;
         let dir = tempfile::tempdir().expect("temp dir");
+        provision(&server).await;
         let client = server.connect().await;
         let store = EventStore::open(client.clone(), StoreConfig::default()).await.expect("open the store");
         let mut engines = Self { server, dir, engines: Vec::new(), client, store };
