@@ -80,6 +80,24 @@ async fn replayed_pipelines_add_nothing_twice_and_manual_runs_run() {
     .await;
     let after = outputs_by_input(&engines.store).await;
     assert_eq!(after.len(), 10);
+    // The replaced generation's consumer is not deleted (the engine may not
+    // delete consumers): it gets an inactive threshold, and the server
+    // removes it once nobody pulls from it.
+    let stream = async_nats::jetstream::new(engines.client.clone()).get_stream("CIM_EVENTS").await.expect("stream");
+    wait_until(
+        Duration::from_secs(30),
+        "the replaced consumer to be retired",
+        || engines.logs(),
+        || async {
+            match stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>("pipeline-stash-g0").await {
+                Err(_) => true,
+                Ok(mut consumer) => consumer.info().await.is_ok_and(|info| {
+                    info.config.inactive_threshold == cim_pipeline::engine::RETIRED_INACTIVE_THRESHOLD
+                }),
+            }
+        },
+    )
+    .await;
     assert!(after.values().all(|o| o.len() == 1), "a replay appended again");
 
     // A manual run: its input is journaled, its output links it.
