@@ -295,7 +295,8 @@ impl Engine {
     /// ([`RETIRED_INACTIVE_THRESHOLD`]), so the server removes it once no
     /// instance pulls from it any more.
     pub async fn retire_consumer(&self, consumer_name: &str) -> anyhow::Result<()> {
-        let mut consumer = self.inner.stream.get_consumer::<pull::Config>(consumer_name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut consumer =
+            self.inner.stream.get_consumer::<pull::Config>(consumer_name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let current = consumer.info().await?.config.clone();
         let current = <pull::Config as jetstream::consumer::FromConsumer>::try_from_consumer_config(current)
             .map_err(|e| anyhow::anyhow!("the consumer's configuration: {e}"))?;
