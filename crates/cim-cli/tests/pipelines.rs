@@ -1,8 +1,9 @@
 //! `cim pipelines` against real `cim-pipeline` processes: a refused
 //! definition (exit 2, every error with its position, nothing stored); a
 //! pipeline defined from a file whose outputs link their inputs (`cim dag
-//! descendants`); pause and resume without losing inputs; a stage failing on
-//! some inputs, dead-lettered with the reason and replayed after a fix; and
+//! descendants`); a manual run (`cim pipelines run`); pause and resume
+//! without losing inputs; a stage failing on some inputs, dead-lettered
+//! with the reason and replayed after a fix; and
 //! an engine killed with -9 and restarted, which carries on from where it
 //! stopped, with exactly one output per input.
 
@@ -163,6 +164,16 @@ async fn pipelines_through_the_cli() {
     let inputs = engine.readings(1..=14);
     engine.wait("12 outputs", || engine.status("doubler")["completed"].as_u64() == Some(12));
     check_outputs(&engine, &inputs);
+
+    // A manual run: its input is journaled as an event, its output links it.
+    let run = engine.json(&["pipelines", "run", "doubler", r#"{"n": 100, "value": 4}"#]);
+    let input_cid = run["input_cid"].as_str().unwrap().to_owned();
+    assert_eq!(run["outputs"].as_array().map(Vec::len), Some(1), "{run}");
+    let outputs = engine.outputs_of(&input_cid);
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    let output = engine.json(&["events", "show", outputs[0]["cid"].as_str().unwrap()]);
+    assert_eq!(output["parents"], serde_json::json!([input_cid]), "{output}");
+    assert_eq!(output["payload"]["double"].as_u64(), Some(8), "{output}");
 
     // Paused, inputs wait; resumed, they flow, none lost.
     assert!(cim(&["pipelines", "pause", "doubler"]).ok().stdout.contains("paused doubler"));
