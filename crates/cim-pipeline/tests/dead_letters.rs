@@ -246,3 +246,14 @@ event_type = "Seen"
     let status = client.status(Some("watch")).await.expect("status");
     assert_eq!((status.pipelines[0].completed, status.pipelines[0].dead_lettered), (1, 2), "{status:?}");
 }
+
+/// The dead-letter bucket the engine attaches to is the one provisioning
+/// creates from `components.toml` (`[buckets.pipeline-dlq]`), description
+/// included (attaching does not compare it).
+#[test]
+fn the_dead_letter_bucket_is_provisioned_as_the_engine_attaches_to_it() {
+    let deployment = cim_deploy::Deployment::embedded().expect("components.toml");
+    let bucket = deployment.buckets().get(cim_pipeline::deadletter::BUCKET).expect("[buckets.pipeline-dlq]");
+    assert_eq!(bucket.owner, "pipeline");
+    assert_eq!(bucket.options(), cim_pipeline::deadletter::DeadLetters::bucket_options());
+}
