@@ -113,6 +113,22 @@ mod tests {
         assert!(pdf_text(garbage, Duration::from_secs(30)).await.is_err());
     }
 
+    /// `pipelines/sample.pdf`, the PDF the README tour and `cargo xtask demo`
+    /// attach, is `make_pdf(SAMPLE)`; `CIM_WRITE_SAMPLE_PDF=1` rewrites it.
+    #[tokio::test]
+    async fn the_sample_pdf_is_made_here_and_its_text_extracts() {
+        const SAMPLE: [&str; 2] = ["Quarterly report: revenue grew by twelve percent.", "Costs stayed flat."];
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/sample.pdf");
+        let made = make_pdf(&SAMPLE);
+        if std::env::var_os("CIM_WRITE_SAMPLE_PDF").is_some() {
+            std::fs::write(&path, &made).unwrap();
+        }
+        let stored = std::fs::read(&path).unwrap();
+        assert_eq!(stored, made, "{} is stale: rerun with CIM_WRITE_SAMPLE_PDF=1", path.display());
+        let pages = pdf_text(stored, Duration::from_secs(30)).await.unwrap();
+        assert!(pages[0].contains(SAMPLE[0]) && pages[1].contains(SAMPLE[1]), "{pages:?}");
+    }
+
     #[test]
     fn reads_image_headers() {
         const PNG_3X2: [u8; 33] = [
