@@ -5,7 +5,7 @@
 #
 #   components          name -> { name, title, package, api, user, http_port,
 #                       address, service, aggregates, buckets, reads,
-#                       writes_objects, calls }
+#                       writes_objects, calls, durable_consumers }
 #   users NAMESPACE     NATS user -> { publish, publishDeny, subscribe, allowResponses }:
 #                       the admin and every component, for that namespace
 #   streams NAMESPACE   store -> stream name ([stores])
@@ -36,13 +36,23 @@ let
     writes_objects = [ builtins.isBool "a boolean" ];
     calls = [ isStrList "a list of strings" ];
   };
+  # Keys a component may leave out, with their defaults.
+  optionalKeys = {
+    durable_consumers = [
+      builtins.isBool
+      "a boolean"
+      false
+    ];
+  };
+  allKeys = componentKeys // optionalKeys;
 
   checkComponent =
     name: c:
     let
       missing = lib.filter (k: !(c ? ${k})) (lib.attrNames componentKeys);
-      unknown = lib.attrNames (removeAttrs c (lib.attrNames componentKeys));
-      wrong = lib.filter (k: !((lib.head componentKeys.${k}) c.${k})) (lib.attrNames componentKeys);
+      unknown = lib.attrNames (removeAttrs c (lib.attrNames allKeys));
+      withDefaults = lib.mapAttrs (_: spec: lib.elemAt spec 2) optionalKeys // c;
+      wrong = lib.filter (k: !((lib.head allKeys.${k}) withDefaults.${k})) (lib.attrNames allKeys);
     in
     if builtins.match "[a-z][a-z0-9]*" name == null then
       fail "component `${name}`: a name is [a-z0-9], starting with a letter"
@@ -54,9 +64,9 @@ let
       let
         k = lib.head wrong;
       in
-      fail "component `${name}`: `${k}` must be ${lib.elemAt componentKeys.${k} 1}"
+      fail "component `${name}`: `${k}` must be ${lib.elemAt allKeys.${k} 1}"
     else
-      c // { inherit name; };
+      withDefaults // { inherit name; };
 
   stores = toml.stores or (fail "no [stores]");
 

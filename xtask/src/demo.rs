@@ -2,7 +2,11 @@
 //! builds `cim` and every component of components.toml, starts the whole
 //! stack with `cim up` on a fresh data directory under `.cim/`, waits until
 //! the registry lists every component, runs `cim demo` on it (events,
-//! objects, the registry and a unit), then stops the stack with SIGTERM.
+//! objects, the registry and a unit), deploys the demo pipeline
+//! (`cim pipelines put crates/cim-pipeline/pipelines/pdf-text.toml`),
+//! attaches a PDF to a unit and waits for the text unit the engine makes of
+//! it, shows its history and `cim dag ancestors` back to the attach, then
+//! stops the stack with SIGTERM.
 
 use std::env;
 use std::ffi::OsString;
@@ -18,6 +22,8 @@ use crate::tools;
 
 /// How long the stack may take to start: nats-server, the components, their registration.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the engine may take to make the text unit of the attached PDF.
+const PIPELINE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `cim up` may take to stop (its components get 10 s, then SIGKILL).
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -57,6 +63,7 @@ pub fn run_demo(root: &Path) -> Result<()> {
     let mut stack = Stack { child: Some(up) };
     stack.wait_until_registered(&data_dir, &packages, || command(&["--json", "registry", "components"]))?;
     run(&mut command(&["demo"]))?;
+    pdf_text_demo(&command)?;
     stack.stop()?;
     println!(
         "\nxtask: the demo's data is in {dir}; explore it with\n  {cim} --data-dir {dir} status\n\
@@ -65,6 +72,53 @@ pub fn run_demo(root: &Path) -> Result<()> {
         cim = cim.display()
     );
     Ok(())
+}
+
+/// The demo pipeline: a PDF attached to a unit becomes a text unit related
+/// to it, whose creating event has the attach among its parents.
+fn pdf_text_demo(command: &dyn Fn(&[&str]) -> Command) -> Result<()> {
+    println!("\nxtask: the demo pipeline — a PDF attached to a unit becomes a text unit");
+    run(&mut command(&["pipelines", "put", "crates/cim-pipeline/pipelines/pdf-text.toml"]))?;
+    run(&mut command(&["units", "create", "pdf", "--id", "report", "--metadata", r#"{"title": "Quarterly report"}"#]))?;
+    let attached =
+        json(&mut command(&["--json", "units", "attach", "report", "crates/cim-pipeline/pipelines/sample.pdf"]))?;
+    let attach_event = attached["committed"]["event_cid"].as_str().context("no event CID in the attach")?.to_owned();
+    println!("xtask: attached as event {attach_event}; waiting for the engine's text unit …");
+    let deadline = Instant::now() + PIPELINE_TIMEOUT;
+    let text_unit = loop {
+        let output = command(&["--json", "units", "list", "--kind", "text-document", "--tag", "extracted"])
+            .output()
+            .context("cannot run `cim units list`")?;
+        let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        if let Some(id) = listed["units"].get(0).and_then(|u| u["id"].as_str()) {
+            break id.to_owned();
+        }
+        ensure!(Instant::now() < deadline, "no text unit within {}s", PIPELINE_TIMEOUT.as_secs());
+        sleep(Duration::from_millis(300));
+    };
+    run(&mut command(&["units", "list", "--kind", "text-document", "--tag", "extracted"]))?;
+    run(&mut command(&["units", "show", &text_unit]))?;
+    run(&mut command(&["units", "history", &text_unit]))?;
+    let history = json(&mut command(&["--json", "units", "history", &text_unit]))?;
+    let created = &history["events"][0];
+    let parents: Vec<&str> =
+        created["parents"].as_array().into_iter().flatten().filter_map(serde_json::Value::as_str).collect();
+    ensure!(
+        parents.contains(&attach_event.as_str()),
+        "the text unit's creating event does not have the attach among its parents: {created}"
+    );
+    let created = created["cid"].as_str().context("no CID in the history")?;
+    run(&mut command(&["dag", "ancestors", created]))?;
+    run(&mut command(&["pipelines", "status"]))?;
+    Ok(())
+}
+
+/// Prints `command`, runs it and parses what it printed as JSON.
+fn json(command: &mut Command) -> Result<serde_json::Value> {
+    println!("$ {}", crate::cmd::show(command));
+    let output = command.stderr(Stdio::inherit()).output().context("cannot run cim")?;
+    ensure!(output.status.success(), "cim failed ({})", output.status);
+    serde_json::from_slice(&output.stdout).context("cim printed no JSON")
 }
 
 /// `cim up` as a child: stopped with SIGTERM, also when the demo fails.

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::{
-    config_cmd, dag_cmd, demo, events_cmd, export, hub_cmd, import, nats_config_cmd, objects_cmd, registry_cmd,
-    server_cmd, units_cmd, up, verify_cmd,
+    config_cmd, dag_cmd, demo, events_cmd, export, hub_cmd, import, nats_config_cmd, objects_cmd, pipelines_cmd,
+    registry_cmd, server_cmd, units_cmd, up, verify_cmd,
 };
 
 /// The CIM operator's tool: events, objects, the MerkleDAG, verification and
@@ -100,6 +100,8 @@ pub enum StoreCommand {
     Registry(registry_cmd::RegistryArgs),
     /// The Integration Hub's API tokens, webhooks and delivery log (cim-hub must be running).
     Hub(hub_cmd::HubArgs),
+    /// Pipelines through the Pipeline Engine (cim-pipeline must be running): define, run, watch, dead letters.
+    Pipelines(pipelines_cmd::PipelinesArgs),
 }
 
 #[cfg(test)]

@@ -100,6 +100,7 @@ impl Exit {
             RequestFailure::Ius(error) => Self::of_status(error),
             RequestFailure::Registry(error) => Self::of_status(error),
             RequestFailure::Hub(error) => Self::of_status(error),
+            RequestFailure::Pipeline(error) => Self::of_status(error),
             RequestFailure::Other(error) => Self::of_status(error),
         }
     }

@@ -22,6 +22,7 @@ mod import;
 mod nats_config_cmd;
 mod objects_cmd;
 mod output;
+mod pipelines_cmd;
 mod provision_cmd;
 mod registry_cmd;
 mod server_cmd;
@@ -83,6 +84,7 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
                 StoreCommand::Units(args) => units_cmd::run(&session, args, out).await,
                 StoreCommand::Registry(args) => registry_cmd::run(&session, args, out).await,
                 StoreCommand::Hub(args) => hub_cmd::run(&session, args, out).await,
+                StoreCommand::Pipelines(args) => pipelines_cmd::run(&session, args, out).await,
             };
             // Stop a transient embedded server even when the command failed.
             let closed = session.close().await;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cim_ius_api::IusCode;
+use cim_pipeline_api::PipelineCode;
 use cim_registry_api::RegistryCode;
 use cim_wire::{ApiError, Code, NoCode, RequestError, WireError};
 use clap::Args;
@@ -33,6 +34,9 @@ pub struct Service {
 
 /// The Information Unit System.
 pub const IUS: Service = Service { name: cim_ius_api::SERVICE.name, title: "the Information Unit System" };
+
+/// The Pipeline Engine.
+pub const PIPELINE: Service = Service { name: cim_pipeline_api::SERVICE.name, title: "the Pipeline Engine" };
 
 /// The Component Registry.
 pub const REGISTRY: Service = Service { name: cim_registry_api::SERVICE.name, title: "the Component Registry" };
@@ -75,6 +79,15 @@ impl Remote<cim_hub_api::Client> {
     pub fn hub(session: &Session, args: &ServiceArgs) -> Self {
         let timeout = Duration::from_secs(args.timeout.max(1));
         Self::new(cim_hub_api::Client::new(session.events.client().clone(), timeout), HUB, session, timeout)
+    }
+}
+
+impl Remote<cim_pipeline_api::Client> {
+    /// The Pipeline Engine on the session's connection.
+    pub fn pipeline(session: &Session, args: &ServiceArgs) -> Self {
+        let timeout = Duration::from_secs(args.timeout.max(1));
+        let client = cim_pipeline_api::Client::new(session.events.client().clone(), timeout);
+        Self::new(client, PIPELINE, session, timeout)
     }
 }
 
@@ -148,6 +161,9 @@ pub fn request_error_of<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Opt
     if let Some(error) = cause.downcast_ref::<RequestError<cim_hub_api::HubCode>>() {
         return Some(RequestFailure::Hub(error));
     }
+    if let Some(error) = cause.downcast_ref::<RequestError<PipelineCode>>() {
+        return Some(RequestFailure::Pipeline(error));
+    }
     cause.downcast_ref::<RequestError<NoCode>>().map(RequestFailure::Other)
 }
 
@@ -157,6 +173,7 @@ pub fn refusal_of(cause: &(dyn std::error::Error + 'static)) -> Option<WireError
         RequestFailure::Ius(error) => error.remote().map(ApiError::to_wire),
         RequestFailure::Registry(error) => error.remote().map(ApiError::to_wire),
         RequestFailure::Hub(error) => error.remote().map(ApiError::to_wire),
+        RequestFailure::Pipeline(error) => error.remote().map(ApiError::to_wire),
         RequestFailure::Other(error) => error.remote().map(ApiError::to_wire),
     }
 }
@@ -170,6 +187,8 @@ pub enum RequestFailure<'a> {
     Registry(&'a RequestError<RegistryCode>),
     /// To the hub.
     Hub(&'a RequestError<cim_hub_api::HubCode>),
+    /// To the Pipeline Engine.
+    Pipeline(&'a RequestError<PipelineCode>),
     /// To an API whose codes `cim` does not know.
     Other(&'a RequestError<NoCode>),
 }

@@ -11,6 +11,7 @@ mod config;
 mod crosscheck;
 mod embedded;
 mod nats_config;
+mod pipelines;
 mod registry;
 mod store;
 mod units;

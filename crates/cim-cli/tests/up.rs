@@ -391,3 +391,51 @@ async fn component_users_are_kept_to_their_own_subjects() {
     }
     tokio::task::spawn_blocking(move || drop(up)).await.unwrap();
 }
+
+/// The demo pipeline on the stack, as `cargo xtask demo` and the README run
+/// it with `cim`: deployed with `cim pipelines put`, a PDF attached to a unit
+/// becomes a text unit with its text, related `extracted-from` the original,
+/// whose creating event has the attach event among its parents, and `cim dag
+/// ancestors` of that event leads back to the attach.
+#[test]
+fn the_demo_pipeline_turns_an_attached_pdf_into_a_related_text_unit() {
+    let up = Up::start();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cim-pipeline/pipelines");
+    let definition = repo.join("pdf-text.toml");
+    let put = up.cim(&["--json", "pipelines", "put", definition.to_str().unwrap()]).json();
+    assert_eq!(put["name"], "pdf-text", "{put:#}");
+    up.cim(&["units", "create", "pdf", "--id", "report", "--metadata", r#"{"title": "Quarterly report"}"#]).ok();
+    let attached = up.cim(&["--json", "units", "attach", "report", repo.join("sample.pdf").to_str().unwrap()]).json();
+    assert_eq!(attached["object"]["media_type"], "application/pdf", "{attached:#}");
+    let attach_event = attached["committed"]["event_cid"].as_str().unwrap().to_owned();
+
+    let deadline = Instant::now() + PATIENCE;
+    let listed = loop {
+        let listed = up.cim(&["--json", "units", "list", "--kind", "text-document"]).json();
+        if listed["units"].as_array().is_some_and(|units| !units.is_empty()) {
+            break listed;
+        }
+        assert!(Instant::now() < deadline, "no text unit:\n{}", up.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let units = listed["units"].as_array().unwrap();
+    assert_eq!(units.len(), 1, "one text unit per attached PDF: {listed:#}");
+    let id = units[0]["id"].as_str().unwrap();
+    let shown = up.cim(&["--json", "units", "show", id]).json();
+    let text = shown.to_string();
+    assert!(text.contains("revenue grew by twelve percent") && text.contains("Costs stayed flat"), "{shown:#}");
+    let related = up.cim(&["--json", "units", "related", id]).json().to_string();
+    assert!(related.contains("\"report\"") && related.contains("extracted-from"), "{related}");
+
+    let history = up.cim(&["--json", "units", "history", id]).json();
+    let created = &history["events"][0];
+    assert_eq!(created["event_type"], "UnitCreated", "{history:#}");
+    assert!(created["parents"].as_array().unwrap().contains(&json!(attach_event)), "{created:#}");
+    let ancestors = up.cim(&["--json", "dag", "ancestors", created["cid"].as_str().unwrap()]).json();
+    let cids: Vec<&str> =
+        ancestors["ancestors"].as_array().unwrap().iter().map(|a| a["cid"].as_str().unwrap()).collect();
+    assert!(cids.contains(&attach_event.as_str()), "{ancestors:#}");
+
+    let status = up.cim(&["--json", "pipelines", "status", "pdf-text"]).json().to_string();
+    assert!(!status.contains("\"dead_letters\":1"), "{status}");
+}

@@ -126,6 +126,10 @@ pub struct Component {
     pub writes_objects: bool,
     /// Subjects of other services it requests.
     pub calls: Vec<String>,
+    /// Whether it reads the event stream through durable consumers, whose
+    /// deliveries it acknowledges (optional, default false).
+    #[serde(default)]
+    pub durable_consumers: bool,
 }
 
 /// Where a component's configuration file sends it (the rest comes from
@@ -289,6 +293,7 @@ enum Each {
 #[serde(rename_all = "snake_case")]
 enum When {
     WritesObjects,
+    DurableConsumers,
 }
 
 /// A NATS user and what it may do.
@@ -566,6 +571,7 @@ fn expand_all(
             let component = component.ok_or_else(|| need("when"))?;
             let enabled = match when {
                 When::WritesObjects => component.writes_objects,
+                When::DurableConsumers => component.durable_consumers,
             };
             if !enabled {
                 continue;

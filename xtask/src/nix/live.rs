@@ -366,6 +366,9 @@ impl Live {
         )?;
         ensure!(verified["problems"] == json!([]), "the unit does not verify: {verified}");
         println!("nix: a unit was created through the IUS and verifies ({})", created["event_cid"]);
+        if self.components.iter().any(|c| c.binary == "cim-pipeline") {
+            self.pipeline()?;
+        }
         self.cli(cim)?;
 
         let log = fs::read_to_string(self.work.join("nats-server.log"))?;
@@ -385,6 +388,39 @@ impl Live {
                 .with_context(|| format!("{} stopped answering after the matrix", component.binary))?;
         }
         self.clear_answers()
+    }
+
+    /// The Pipeline Engine under its own user: a pipeline over the units
+    /// runs through its durable consumer (created, pulled, acknowledged),
+    /// appends an output, and a replay retires the replaced consumer (a
+    /// consumer update; the engine may not delete consumers).
+    fn pipeline(&self) -> Result<()> {
+        let source = "name = \"live-check\"\n[trigger]\naggregate_types = [\"unit\"]\nstart = \"all\"\n\
+                      [[stages]]\nname = \"pick\"\ntype = \"transform\"\njq = \"{cid: .cid}\"\n\
+                      [[sinks]]\ntype = \"append\"\naggregate_type = \"derived\"\nevent_type = \"Seen\"\n";
+        let put = json!({"source": source, "format": "toml"});
+        self.probe("admin", &["request", "cim.service.pipeline.pipelines.put", &put.to_string()])?;
+        let status = |accept: &dyn Fn(&Value) -> bool| {
+            self.probe_until(
+                "admin",
+                &["request", "cim.service.pipeline.pipelines.status", r#"{"name": "live-check"}"#],
+                |out| serde_json::from_str::<Value>(out).is_ok_and(|v| accept(&v["pipelines"][0])),
+            )
+        };
+        status(&|p| p["outputs"].as_u64().is_some_and(|n| n >= 1) && p["consumer"]["lag"] == 0)
+            .context("the live-check pipeline never ran (as the pipeline user)")?;
+        println!("nix: a pipeline ran through its durable consumer and appended its output");
+        let replay = json!({"name": "live-check", "sequence": 1});
+        self.probe("admin", &["request", "cim.service.pipeline.pipelines.replay", &replay.to_string()])?;
+        status(&|p| p["generation"] == 1 && p["duplicates"].as_u64().is_some_and(|n| n >= 1))
+            .context("the replayed pipeline never caught up")?;
+        let threshold = Duration::from_secs(60).as_nanos().to_string();
+        self.probe_until("admin", &["request", "$JS.API.CONSUMER.INFO.CIM_EVENTS.pipeline-live-check-g0", ""], |out| {
+            out.contains(&format!("\"inactive_threshold\":{threshold}")) || out.contains("consumer not found")
+        })
+        .context("the replaced consumer was not retired")?;
+        println!("nix: a replay retired the replaced consumer (inactive threshold)");
+        Ok(())
     }
 
     /// Each component user's checks of the permission matrix, over one

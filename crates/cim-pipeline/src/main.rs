@@ -1,0 +1,18 @@
+//! `cim-pipeline`: the Pipeline Engine service.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cim_pipeline::{App, PipelineSettings};
+
+fn main() -> ExitCode {
+    cim_runtime::cli::main::<PipelineSettings, _, _>(
+        "cim-pipeline",
+        "CIM Pipeline Engine: declarative, event-triggered pipelines with exactly-once effects and provenance",
+        |runtime| async move {
+            let app = App::open(&runtime).await.context("starting the Pipeline Engine")?;
+            runtime.serve(app.definition()).await.context("serving")?;
+            Ok(())
+        },
+    )
+}
