@@ -34,7 +34,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::fresh_namespace;
+use super::{fresh_namespace, mode_for, mode_name};
 use crate::report::{Check, Row, WorkloadReport};
 use crate::{Bench, server_name};
 
@@ -101,9 +101,11 @@ pub async fn run(bench: &Bench) -> Result<WorkloadReport> {
     ));
     let raw_row = Row::new(format!("raw consume + publish + ack, window {window}"), count as u64, bytes, raw, None);
 
-    let (elapsed, outputs) = engine_run(&server, &client, &namespace, count, window).await?;
+    // The engine's store commits in the mode made for the server, as workload 1's store does.
+    let mode = mode_name(mode_for(durable));
+    let (elapsed, outputs) = engine_run(&server, &client, &namespace, mode, count, window).await?;
     let engine_row = Row::new(
-        format!("cim-pipeline filter → transform → append, window {window}"),
+        format!("cim-pipeline filter → transform → append ({mode}), window {window}"),
         count as u64,
         bytes,
         elapsed,
@@ -223,13 +225,14 @@ async fn engine_run(
     server: &cim_test_support::NatsServer,
     client: &async_nats::Client,
     namespace: &str,
+    commit: &str,
     count: usize,
     window: usize,
 ) -> Result<(Duration, u64)> {
     let dir = std::env::temp_dir().join(format!("cim-bench-{namespace}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let extra = format!(
-        "[store]\nnamespace = \"{namespace}\"\n\n[pipeline]\nwindow = {window}\nmax_ack_pending = {MAX_ACK_PENDING}\n"
+        "[store]\nnamespace = \"{namespace}\"\ncommit = \"{commit}\"\n\n[pipeline]\nwindow = {window}\nmax_ack_pending = {MAX_ACK_PENDING}\n"
     );
     let config = service_config(server, "bench", &extra).replace("[runtime]\n", "[runtime]\nregister = false\n");
     let binary = engine_binary()?;
