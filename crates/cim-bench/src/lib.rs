@@ -58,13 +58,24 @@ pub enum Workload {
     Objects,
     /// 7. CID computation vs `openssl speed -evp sha256`.
     Cid,
+    /// 8. The Pipeline Engine (issue 14): filter → transform → append in a
+    ///    cim-pipeline process vs raw consume + publish, outputs checked.
+    Pipeline,
     /// Every workload.
     All,
 }
 
 impl Workload {
-    const EACH: [Self; 7] =
-        [Self::Append, Self::Latency, Self::Durable, Self::Contended, Self::Rebuild, Self::Objects, Self::Cid];
+    const EACH: [Self; 8] = [
+        Self::Append,
+        Self::Latency,
+        Self::Durable,
+        Self::Contended,
+        Self::Rebuild,
+        Self::Objects,
+        Self::Cid,
+        Self::Pipeline,
+    ];
 }
 
 /// `cim-bench <workload>... [sizes]`.
@@ -151,6 +162,9 @@ pub struct Sizes {
     /// 7: seconds per hash measurement.
     #[arg(long)]
     pub cid_seconds: Option<f64>,
+    /// 8: input events through the pipeline (and the raw consumer).
+    #[arg(long)]
+    pub pipeline_events: Option<usize>,
 }
 
 /// Resolved sizes of a run.
@@ -174,6 +188,7 @@ pub struct Params {
     pub small_objects: usize,
     pub small_object_bytes: u64,
     pub cid_seconds: f64,
+    pub pipeline_events: usize,
     /// Workloads 1, 4, 5, 6 run on the durable server.
     pub durable: bool,
 }
@@ -203,6 +218,7 @@ impl Params {
             small_objects: sizes.small_objects.unwrap_or(pick(quick, 20, 10_000)),
             small_object_bytes: sizes.small_object_bytes.unwrap_or(100 << 10),
             cid_seconds: sizes.cid_seconds.unwrap_or(pick(quick, 0.05, 1.0)),
+            pipeline_events: sizes.pipeline_events.unwrap_or(pick(quick, 2_000, 100_000)),
             durable,
         }
     }

@@ -101,7 +101,7 @@ impl Check {
 /// Everything one workload measured in one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkloadReport {
-    /// The issue's workload number, 1–7.
+    /// The workload's number: 1–7 of issue 6, 8 the Pipeline Engine (issue 14).
     pub id: u8,
     /// The workload's command-line name.
     pub workload: &'static str,

@@ -6,6 +6,9 @@ use std::process::Command;
 
 #[test]
 fn every_workload_runs_at_tiny_sizes() {
+    // Workload 8 runs the engine's binary from beside cim-bench's.
+    let engine = cim_test_support::workspace_binary("cim-pipeline", "cim-pipeline");
+    assert_eq!(engine.parent(), std::path::Path::new(env!("CARGO_BIN_EXE_cim-bench")).parent());
     let output = Command::new(env!("CARGO_BIN_EXE_cim-bench"))
         .args(["all", "--quick", "--json", "--events", "300", "--durable-events", "400", "--rebuild-events", "1000"])
         .args([
@@ -17,6 +20,8 @@ fn every_workload_runs_at_tiny_sizes() {
             "20",
             "--contended-events",
             "80",
+            "--pipeline-events",
+            "300",
         ])
         .output()
         .expect("run cim-bench");
@@ -25,7 +30,7 @@ fn every_workload_runs_at_tiny_sizes() {
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a JSON summary on stdout");
     let workloads = summary["workloads"].as_array().expect("workloads");
     let names: Vec<&str> = workloads.iter().map(|w| w["workload"].as_str().unwrap_or_default()).collect();
-    assert_eq!(names, ["append", "latency", "durable", "contended", "rebuild", "objects", "cid"]);
+    assert_eq!(names, ["append", "latency", "durable", "contended", "rebuild", "objects", "cid", "pipeline"]);
     for workload in workloads {
         let rows = workload["rows"].as_array().expect("rows");
         assert!(rows.len() >= 2, "{workload}");

@@ -11,6 +11,7 @@
 //! unknown filters here.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
@@ -43,6 +44,22 @@ const LEFT_OUT: &[&str] = &[
     "debug_empty",
     "stderr_empty",
 ];
+
+/// The default of `[pipeline] max_value_bytes`.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The largest value one evaluation may produce, bytes (see [`set_max_value_bytes`]).
+static MAX_VALUE_BYTES: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_VALUE_BYTES);
+
+/// Bounds what one evaluation of any program may produce: its outputs
+/// together, measured as JSON (approximately: strings, numbers' text, keys,
+/// two bytes per array or object); more is a [`RunError`], so a program that
+/// builds a runaway value fails its input instead of the engine. It bounds
+/// output size, not time: a program that loops without producing a value
+/// is not stopped.
+pub fn set_max_value_bytes(bytes: usize) {
+    MAX_VALUE_BYTES.store(bytes, Ordering::Relaxed);
+}
 
 /// A compiled jq program.
 pub struct Program {
@@ -167,12 +184,19 @@ impl Program {
         let input: Val = serde_json::from_value(input.clone()).map_err(|e| RunError(format!("the input: {e}")))?;
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
         let mut outputs = Vec::new();
+        let max_bytes = MAX_VALUE_BYTES.load(Ordering::Relaxed);
+        let mut budget = max_bytes;
         for output in self.filter.id.run((ctx, input)).map(unwrap_valr) {
             let value = output.map_err(|e| RunError(format!("jq error: {e}")))?;
             if outputs.len() == limit {
                 return Err(RunError(format!("the program produced more than {limit} outputs")));
             }
-            outputs.push(to_json(&value)?);
+            outputs.push(to_json(&value, &mut budget).map_err(|e| match e {
+                Bounded::TooLarge => {
+                    RunError(format!("its values exceed {max_bytes} bytes (pipeline.max_value_bytes)"))
+                }
+                Bounded::Invalid(e) => e,
+            })?);
         }
         Ok(outputs)
     }
@@ -201,26 +225,62 @@ impl Program {
     }
 }
 
-/// A jaq value as JSON; byte strings become text, non-string object keys
-/// and non-finite numbers are errors.
-fn to_json(value: &Val) -> Result<Value, RunError> {
+/// Why a value could not be converted.
+enum Bounded {
+    /// It is larger than what was left of the budget.
+    TooLarge,
+    /// It is not JSON.
+    Invalid(RunError),
+}
+
+impl From<RunError> for Bounded {
+    fn from(error: RunError) -> Self {
+        Self::Invalid(error)
+    }
+}
+
+/// Takes `bytes` from `budget`, or fails when it has fewer.
+fn spend(budget: &mut usize, bytes: usize) -> Result<(), Bounded> {
+    *budget = budget.checked_sub(bytes).ok_or(Bounded::TooLarge)?;
+    Ok(())
+}
+
+/// A jaq value as JSON, its approximate size taken from `budget`; byte
+/// strings become text, non-string object keys and non-finite numbers are
+/// errors.
+fn to_json(value: &Val, budget: &mut usize) -> Result<Value, Bounded> {
     Ok(match value {
-        Val::Null => Value::Null,
-        Val::Bool(b) => Value::Bool(*b),
+        Val::Null => {
+            spend(budget, 4)?;
+            Value::Null
+        }
+        Val::Bool(b) => {
+            spend(budget, 5)?;
+            Value::Bool(*b)
+        }
         Val::Num(_) => {
             let text = value.to_string();
+            spend(budget, text.len())?;
             serde_json::from_str(&text).map_err(|_| RunError(format!("the number {text} is not valid JSON")))?
         }
-        Val::TStr(bytes) | Val::BStr(bytes) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
-        Val::Arr(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        Val::TStr(bytes) | Val::BStr(bytes) => {
+            spend(budget, bytes.len() + 2)?;
+            Value::String(String::from_utf8_lossy(bytes).into_owned())
+        }
+        Val::Arr(items) => {
+            spend(budget, 2 + items.len())?;
+            Value::Array(items.iter().map(|item| to_json(item, budget)).collect::<Result<_, _>>()?)
+        }
         Val::Obj(map) => {
+            spend(budget, 2 + map.len())?;
             let mut object = serde_json::Map::with_capacity(map.len());
             for (key, item) in map.iter() {
                 let key = match key {
                     Val::TStr(bytes) | Val::BStr(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                    other => return Err(RunError(format!("an object key is not a string: {other}"))),
+                    other => return Err(RunError(format!("an object key is not a string: {other}")).into()),
                 };
-                object.insert(key, to_json(item)?);
+                spend(budget, key.len() + 3)?;
+                object.insert(key, to_json(item, budget)?);
             }
             Value::Object(object)
         }
@@ -259,6 +319,21 @@ mod tests {
         assert!(error.message.contains("left out"), "{error}");
         let error = Program::compile("\"abc").unwrap_err();
         assert_eq!(error.line, 1, "{error}");
+    }
+
+    #[test]
+    fn a_runaway_value_is_an_error() {
+        // The default bound: 4 MiB of values per evaluation.
+        let bloat = Program::compile("[range(1000000)] | map(tostring)").unwrap();
+        let error = bloat.run(&json!(null), 10).unwrap_err();
+        assert!(error.0.contains("pipeline.max_value_bytes"), "{error}");
+        let doubling = Program::compile("[limit(24; \"x\" | recurse(. + .))] | last").unwrap();
+        let error = doubling.run_one(&json!(null)).unwrap_err();
+        assert!(error.0.contains("pipeline.max_value_bytes"), "{error}");
+        // Many small outputs count together.
+        let many = Program::compile("range(100000) | \"0123456789012345678901234567890123456789\"").unwrap();
+        assert!(many.run(&json!(null), 1_000_000).unwrap_err().0.contains("pipeline.max_value_bytes"));
+        assert_eq!(Program::compile("[range(1000)] | length").unwrap().run_one(&json!(null)).unwrap(), json!(1000));
     }
 
     #[test]

@@ -53,6 +53,7 @@ impl App {
         let config = runtime.config();
         let client = runtime.client().clone();
         let settings = Arc::new(config.component.clone());
+        crate::jq::set_max_value_bytes(settings.max_value_bytes);
         let store = EventStore::open_with_dag(client.clone(), config.store.clone()).await?;
         let objects = ObjectStore::open(client.clone(), &config.store).await?;
         let dead_letters = DeadLetterStream::open(client.clone(), &config.store).await?;

@@ -32,6 +32,9 @@ pub struct PipelineSettings {
     pub max_values: usize,
     /// Seconds a PDF's text extraction may take.
     pub pdf_timeout_secs: u64,
+    /// Largest value one jq evaluation may produce (its outputs together,
+    /// measured as JSON, approximately), bytes; more fails the attempt.
+    pub max_value_bytes: usize,
 }
 
 impl Default for PipelineSettings {
@@ -48,6 +51,7 @@ impl Default for PipelineSettings {
             max_object_bytes: 64 * 1024 * 1024,
             max_values: 1000,
             pdf_timeout_secs: 60,
+            max_value_bytes: crate::jq::DEFAULT_MAX_VALUE_BYTES,
         }
     }
 }
@@ -93,6 +97,9 @@ impl Settings for PipelineSettings {
         }
         if !(1..=100_000).contains(&self.max_values) {
             return Err(Invalid::new("max_values", "must be between 1 and 100000"));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_value_bytes) {
+            return Err(Invalid::new("max_value_bytes", "must be between 1024 and 67108864"));
         }
         if !(1..=3600).contains(&self.pdf_timeout_secs) {
             return Err(Invalid::new("pdf_timeout_secs", "must be between 1 and 3600"));

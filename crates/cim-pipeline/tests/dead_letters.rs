@@ -257,3 +257,45 @@ fn the_dead_letter_bucket_is_provisioned_as_the_engine_attaches_to_it() {
     assert_eq!(bucket.owner, "pipeline");
     assert_eq!(bucket.options(), cim_pipeline::deadletter::DeadLetters::bucket_options());
 }
+
+/// A program that builds a runaway value on some inputs: those fail on
+/// `max_value_bytes`, are retried and dead-lettered with that reason; the
+/// others flow on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runaway_value_is_dead_lettered_and_the_rest_flow_on() {
+    const BLOAT: &str = r#"
+name = "bloat"
+[trigger]
+aggregate_types = ["reading"]
+[[stages]]
+name = "grow"
+type = "transform"
+jq = 'if .payload.n % 10 == 4 then {n: .payload.n, big: [range(100000) | tostring]} else {n: .payload.n} end'
+[[sinks]]
+type = "append"
+aggregate_type = "derived"
+event_type = "Grown"
+"#;
+    let engines = Engines::start(1, "max_value_bytes = 65536").await;
+    engines.put(BLOAT).await;
+    let inputs = append_readings(&engines.store, 0, 30).await;
+    let client = engines.client();
+    wait_until(
+        Duration::from_secs(120),
+        "3 dead letters and 27 outputs",
+        || engines.logs(),
+        || async {
+            let letters = client.dead_letters(&ListDeadLetters::default()).await.expect("list");
+            letters.dead_letters.len() == 3 && outputs_by_input(&engines.store).await.len() == 27
+        },
+    )
+    .await;
+    for letter in client.dead_letters(&ListDeadLetters::default()).await.expect("list").dead_letters {
+        let n = inputs.iter().find(|(_, c)| c.to_string() == letter.input_cid).map(|(n, _)| *n).expect("an input");
+        assert_eq!(n % 10, 4, "{letter:?}");
+        assert_eq!(letter.stage.as_deref(), Some("grow"));
+        assert!(letter.reason.contains("exceed 65536 bytes (pipeline.max_value_bytes)"), "{letter:?}");
+    }
+    let outputs = outputs_by_input(&engines.store).await;
+    assert!(outputs.values().all(|o| o.len() == 1));
+}

@@ -6,6 +6,7 @@ pub mod contended;
 pub mod durable;
 pub mod latency;
 pub mod objects;
+pub mod pipeline;
 pub mod rebuild;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,7 @@ pub async fn run(workload: Workload, bench: &Bench) -> Result<WorkloadReport> {
         Workload::Rebuild => rebuild::run(bench).await,
         Workload::Objects => objects::run(bench).await,
         Workload::Cid => cid::run(bench).await,
+        Workload::Pipeline => pipeline::run(bench).await,
         Workload::All => unreachable!("`all` is expanded before running"),
     }
 }
