@@ -1,6 +1,8 @@
 //! Objects: streaming put and get of any size in bounded memory, `Range`,
 //! `ETag` = CID and immutable caching.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -12,6 +14,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiPath, ApiResult, Json, parse_cid};
+
+/// How much more of a refused object body is read, and for how long,
+/// before the 413 is sent: an HTTP/1 client still writing its body when the
+/// connection closes sees a broken pipe instead of the answer (what servers
+/// call a lingering close). A body larger still gets the answer and a
+/// closed connection.
+const LINGER_BYTES: u64 = 8 << 20;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::auth::Auth;
 use crate::hub::Hub;
 use crate::problem::Problem;
@@ -44,14 +54,11 @@ pub async fn put(State(hub): State<Hub>, Auth(principal): Auth, request: Request
     let limit = hub.settings().max_object_bytes;
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|size| size > limit) {
-        return Err(Problem::too_large(limit));
-    }
-    let mut seen = 0u64;
-    let body = request.into_body().into_data_stream().map(move |chunk| match chunk {
+    let seen = AtomicU64::new(0);
+    let mut body = request.into_body().into_data_stream().map(|chunk| match chunk {
         Ok(chunk) => {
-            seen += chunk.len() as u64;
-            if seen > limit {
+            let total = seen.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+            if total > limit {
                 Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, "the object is too large"))
             } else {
                 Ok(chunk)
@@ -59,10 +66,15 @@ pub async fn put(State(hub): State<Hub>, Auth(principal): Auth, request: Request
         }
         Err(error) => Err(std::io::Error::other(error)),
     });
-    let reader = tokio_util::io::StreamReader::new(body);
-    let meta = match hub.objects().put(reader).await {
+    if declared.is_some_and(|size| size > limit) {
+        linger(&mut body, &seen).await;
+        return Err(Problem::too_large(limit));
+    }
+    let stored = hub.objects().put(tokio_util::io::StreamReader::new(&mut body)).await;
+    let meta = match stored {
         Ok(meta) => meta,
         Err(cim_store::Error::Io(error)) if error.kind() == std::io::ErrorKind::FileTooLarge => {
+            linger(&mut body, &seen).await;
             return Err(Problem::too_large(limit));
         }
         Err(cim_store::Error::Io(error)) => {
@@ -80,6 +92,14 @@ pub async fn put(State(hub): State<Hub>, Auth(principal): Auth, request: Request
         headers.insert(header::ETAG, etag);
     }
     Ok(response)
+}
+
+/// Reads and drops up to [`LINGER_BYTES`] more of a refused body (for at
+/// most [`LINGER_TIME`]); `seen` counts what the body stream has read.
+async fn linger(body: &mut (impl Stream + Unpin), seen: &AtomicU64) {
+    let until = seen.load(Ordering::Relaxed).saturating_add(LINGER_BYTES);
+    let drain = async { while seen.load(Ordering::Relaxed) <= until && body.next().await.is_some() {} };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// The byte range a `Range` header asks for: `(first, last)` inclusive.
