@@ -6,25 +6,25 @@ use super::*;
 
 #[test]
 fn names_follow_components_toml() -> Result<()> {
-    let names = Names::new("hub", Some("Integration Hub"))?;
-    assert_eq!((names.camel.as_str(), names.title.as_str()), ("Hub", "Integration Hub"));
+    let names = Names::new("mailer", Some("Mail Gateway"))?;
+    assert_eq!((names.camel.as_str(), names.title.as_str()), ("Mailer", "Mail Gateway"));
     assert_eq!(Names::new("storage2", None)?.title, "Storage2");
     for bad in ["", "Hub", "9hub", "hub-x", "toolongname", "hüb"] {
         assert!(Names::new(bad, None).is_err(), "{bad:?}");
     }
     for bad in ["", " ", "say \"hi\"", "a\\b", "{{name}}", "two\nlines"] {
-        assert!(Names::new("hub", Some(bad)).is_err(), "{bad:?}");
+        assert!(Names::new("mailer", Some(bad)).is_err(), "{bad:?}");
     }
     Ok(())
 }
 
 #[test]
 fn every_template_renders_completely() -> Result<()> {
-    let names = Names::new("hub", Some("Integration Hub"))?;
+    let names = Names::new("mailer", Some("Mail Gateway"))?;
     for (path, template) in TEMPLATES {
         let text = names.render(template)?;
         assert!(!text.contains("{{") && !text.contains("}}"), "{path}");
-        assert!(names.render(path)?.starts_with("cim-hub"), "{path}");
+        assert!(names.render(path)?.starts_with("cim-mailer"), "{path}");
     }
     let error = names.render("a\nb {{Title}}\n").expect_err("an unknown placeholder");
     assert_eq!(error.to_string(), "unknown placeholder at line 2: {{Title}}");
@@ -37,39 +37,50 @@ fn the_entry_takes_the_next_port_and_address_and_keeps_the_rest() -> Result<()> 
     fs::write(root.path().join("components.toml"), cim_deploy::COMPONENTS_TOML)?;
     fs::write(root.path().join("Cargo.toml"), include_str!("../../../Cargo.toml"))?;
     let before = Deployment::embedded()?;
-    let plan = plan(root.path(), &Names::new("hub", Some("Integration Hub"))?)?;
+    let plan = plan(root.path(), &Names::new("mailer", Some("Mail Gateway"))?)?;
     let after = Deployment::parse(&plan.components_toml)?;
 
     let max_port = before.components().values().map(|c| c.http_port).max().unwrap_or_default();
     let max_address = before.components().values().map(|c| c.address).max().expect("components");
-    let hub = after.component("hub").expect("the new entry");
-    assert_eq!(hub.http_port, max_port + 1);
-    assert_eq!(u32::from(hub.address), u32::from(max_address) + 1);
+    let mailer = after.component("mailer").expect("the new entry");
+    assert_eq!(mailer.http_port, max_port + 1);
+    assert_eq!(u32::from(mailer.address), u32::from(max_address) + 1);
     assert_eq!(
-        (hub.title.as_str(), hub.package.as_str(), hub.api.as_str(), hub.user.as_str(), hub.service.as_str()),
-        ("Integration Hub", "cim-hub", "cim-hub-api", "hub", "cim.service.hub")
+        (
+            mailer.title.as_str(),
+            mailer.package.as_str(),
+            mailer.api.as_str(),
+            mailer.user.as_str(),
+            mailer.service.as_str()
+        ),
+        ("Mail Gateway", "cim-mailer", "cim-mailer-api", "mailer", "cim.service.mailer")
     );
-    assert!(hub.aggregates.is_empty() && hub.buckets.is_empty() && hub.reads.is_empty() && hub.calls.is_empty());
+    assert!(
+        mailer.aggregates.is_empty() && mailer.buckets.is_empty() && mailer.reads.is_empty() && mailer.calls.is_empty()
+    );
     // The others, and everything after the components, unchanged.
     for (name, component) in before.components() {
         assert_eq!(after.component(name), Some(component));
     }
-    assert_eq!(before.users("cim")?, after.users("cim")?.into_iter().filter(|u| u.user != "hub").collect::<Vec<_>>());
     assert_eq!(
-        plan.components_toml.replace(&entry_text(&plan.components_toml, "hub"), ""),
+        before.users("cim")?,
+        after.users("cim")?.into_iter().filter(|u| u.user != "mailer").collect::<Vec<_>>()
+    );
+    assert_eq!(
+        plan.components_toml.replace(&entry_text(&plan.components_toml, "mailer"), ""),
         cim_deploy::COMPONENTS_TOML
     );
     // Its NATS user: its own service and inboxes.
     let users = after.users("cim")?;
-    let user = users.iter().find(|u| u.user == "hub").expect("a NATS user");
-    assert!(user.permissions.subscribe.contains(&"cim.service.hub.>".to_owned()));
-    assert!(user.permissions.publish.contains(&"cim.service.registry.components.register.cim-hub".to_owned()));
+    let user = users.iter().find(|u| u.user == "mailer").expect("a NATS user");
+    assert!(user.permissions.subscribe.contains(&"cim.service.mailer.>".to_owned()));
+    assert!(user.permissions.publish.contains(&"cim.service.registry.components.register.cim-mailer".to_owned()));
 
     // The workspace dependency, after the other API crates.
     let manifest: toml::Table = toml::from_str(&plan.cargo_toml)?;
-    assert_eq!(manifest["workspace"]["dependencies"]["cim-hub-api"]["path"].as_str(), Some("crates/cim-hub-api"));
+    assert_eq!(manifest["workspace"]["dependencies"]["cim-mailer-api"]["path"].as_str(), Some("crates/cim-mailer-api"));
     let lines: Vec<&str> = plan.cargo_toml.lines().collect();
-    let at = lines.iter().position(|l| l.starts_with("cim-hub-api = ")).expect("the line");
+    let at = lines.iter().position(|l| l.starts_with("cim-mailer-api = ")).expect("the line");
     assert!(lines[at - 1].starts_with("cim-") && lines[at - 1].contains("-api = "), "{}", lines[at - 1]);
     Ok(())
 }
@@ -88,9 +99,9 @@ fn an_existing_name_or_crate_is_refused() -> Result<()> {
     fs::write(root.path().join("Cargo.toml"), include_str!("../../../Cargo.toml"))?;
     let error = plan(root.path(), &Names::new("ius", None)?).expect_err("ius exists");
     assert_eq!(error.to_string(), "components.toml has a component `ius` already");
-    fs::create_dir_all(root.path().join("crates/cim-hub"))?;
-    let error = create(root.path(), "hub", None).expect_err("its crate exists");
-    assert_eq!(error.to_string(), "crates/cim-hub exists already");
+    fs::create_dir_all(root.path().join("crates/cim-mailer"))?;
+    let error = create(root.path(), "mailer", None).expect_err("its crate exists");
+    assert_eq!(error.to_string(), "crates/cim-mailer exists already");
     assert_eq!(fs::read_to_string(root.path().join("components.toml"))?, cim_deploy::COMPONENTS_TOML);
     Ok(())
 }
