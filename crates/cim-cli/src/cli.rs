@@ -7,7 +7,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::{
     config_cmd, dag_cmd, demo, events_cmd, export, import, nats_config_cmd, objects_cmd, registry_cmd, server_cmd,
-    units_cmd, verify_cmd,
+    storage_cmd, units_cmd, verify_cmd,
 };
 
 /// The CIM operator's tool: events, objects, the MerkleDAG, verification and
@@ -92,6 +92,10 @@ pub enum StoreCommand {
     Units(units_cmd::UnitsArgs),
     /// Components and schemas through the Component Registry (cim-registry must be running).
     Registry(registry_cmd::RegistryArgs),
+    /// The warm and cold tiers through the Storage Manager (cim-storage must be running): status, seal, scrub, gc, retention, restore.
+    Storage(storage_cmd::StorageArgs),
+    /// Bring a fresh host's store back from the tiers, verifying everything first (cim-storage must be running).
+    Restore(storage_cmd::RestoreArgs),
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ mod services;
 mod session;
 mod settings;
 mod status;
+mod storage_cmd;
+mod tiers;
 mod units_cmd;
 mod units_text;
 mod verify_cmd;
@@ -76,6 +78,8 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
                 StoreCommand::Demo(args) => demo::run(&session, &settings, args, out).await,
                 StoreCommand::Units(args) => units_cmd::run(&session, args, out).await,
                 StoreCommand::Registry(args) => registry_cmd::run(&session, args, out).await,
+                StoreCommand::Storage(args) => storage_cmd::run(&session, args, out).await,
+                StoreCommand::Restore(args) => storage_cmd::restore(&session, args, out).await,
             };
             // Stop a transient embedded server even when the command failed.
             let closed = session.close().await;

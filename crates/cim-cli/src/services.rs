@@ -36,6 +36,9 @@ pub const IUS: Service = Service { name: cim_ius_api::SERVICE.name, title: "the 
 /// The Component Registry.
 pub const REGISTRY: Service = Service { name: cim_registry_api::SERVICE.name, title: "the Component Registry" };
 
+/// The Storage Manager.
+pub const STORAGE: Service = Service { name: cim_storage_api::SERVICE.name, title: "the Storage Manager" };
+
 /// A service's client, and what is needed to explain its failures.
 #[derive(Debug)]
 pub struct Remote<C> {
@@ -61,6 +64,15 @@ impl Remote<cim_registry_api::Client> {
         let timeout = Duration::from_secs(args.timeout.max(1));
         let client = cim_registry_api::Client::new(session.events.client().clone(), timeout);
         Self::new(client, REGISTRY, session, timeout)
+    }
+}
+
+impl Remote<cim_storage_api::Client> {
+    /// The Storage Manager on the session's connection, waiting `timeout`
+    /// for each reply (seals, scrubs and restores take long).
+    pub fn storage(session: &Session, timeout: Duration) -> Self {
+        let client = cim_storage_api::Client::new(session.events.client().clone(), timeout);
+        Self::new(client, STORAGE, session, timeout)
     }
 }
 
@@ -125,6 +137,9 @@ pub fn request_error_of<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Opt
     if let Some(error) = cause.downcast_ref::<RequestError<RegistryCode>>() {
         return Some(RequestFailure::Registry(error));
     }
+    if let Some(error) = cause.downcast_ref::<RequestError<cim_storage_api::StorageCode>>() {
+        return Some(RequestFailure::Storage(error));
+    }
     cause.downcast_ref::<RequestError<NoCode>>().map(RequestFailure::Other)
 }
 
@@ -133,6 +148,7 @@ pub fn refusal_of(cause: &(dyn std::error::Error + 'static)) -> Option<WireError
     match request_error_of(cause)? {
         RequestFailure::Ius(error) => error.remote().map(ApiError::to_wire),
         RequestFailure::Registry(error) => error.remote().map(ApiError::to_wire),
+        RequestFailure::Storage(error) => error.remote().map(ApiError::to_wire),
         RequestFailure::Other(error) => error.remote().map(ApiError::to_wire),
     }
 }
@@ -144,6 +160,8 @@ pub enum RequestFailure<'a> {
     Ius(&'a RequestError<IusCode>),
     /// To the registry.
     Registry(&'a RequestError<RegistryCode>),
+    /// To the Storage Manager.
+    Storage(&'a RequestError<cim_storage_api::StorageCode>),
     /// To an API whose codes `cim` does not know.
     Other(&'a RequestError<NoCode>),
 }

@@ -117,6 +117,9 @@ pub struct Component {
     pub reads: Vec<Store>,
     /// Whether it puts objects into the object store.
     pub writes_objects: bool,
+    /// Whether it may purge the event stream (retention: the Storage
+    /// Manager only).
+    pub purges_events: bool,
     /// Subjects of other services it requests.
     pub calls: Vec<String>,
 }
@@ -246,6 +249,7 @@ enum Each {
 #[serde(rename_all = "snake_case")]
 enum When {
     WritesObjects,
+    PurgesEvents,
 }
 
 /// A NATS user and what it may do.
@@ -445,6 +449,7 @@ fn expand_all(
             let component = component.ok_or_else(|| need("when"))?;
             let enabled = match when {
                 When::WritesObjects => component.writes_objects,
+                When::PurgesEvents => component.purges_events,
             };
             if !enabled {
                 continue;
@@ -553,7 +558,10 @@ mod tests {
 
     #[test]
     fn rules_expand_per_item_and_only_when_enabled() -> Result<(), Error> {
-        let deployment = with("writes_objects = false\ncalls = []", "writes_objects = true\ncalls = []")?;
+        let deployment = with(
+            "writes_objects = false\npurges_events = false\ncalls = []",
+            "writes_objects = true\npurges_events = false\ncalls = []",
+        )?;
         let users = deployment.users("cim")?;
         let registry = users.iter().find(|u| u.user == "registry").expect("registry");
         assert!(registry.permissions.publish.contains(&"$O.cim-objects.>".to_owned()));
@@ -565,6 +573,18 @@ mod tests {
             .map(|s| ius.permissions.publish.iter().position(|p| p == s).expect(s))
             .collect();
         assert_eq!(infos[1] - infos[0], 11);
+        Ok(())
+    }
+
+    #[test]
+    fn only_the_storage_manager_purges_events() -> Result<(), Error> {
+        let users = Deployment::embedded()?.users("cim")?;
+        let purgers: Vec<&str> = users
+            .iter()
+            .filter(|u| u.permissions.publish.iter().any(|s| s == "$JS.API.STREAM.PURGE.CIM_EVENTS" || s == ">"))
+            .map(|u| u.user.as_str())
+            .collect();
+        assert_eq!(purgers, ["admin", "storage"]);
         Ok(())
     }
 }

@@ -1,0 +1,60 @@
+//! What S3 providers do differently, in one place.
+//!
+//! - **Conditional puts.** AWS, MinIO, Wasabi and SeaweedFS honour
+//!   `If-None-Match: *` on a single PUT (`PutMode::Create`); a provider that
+//!   does not is configured with `conditional_put = false`, and the manager
+//!   asks for the key first ([`crate::tier::Tier::put`]). Multipart uploads
+//!   are never conditional here. Either way, items are named by the CID of
+//!   their bytes, so a second write of a key writes the same bytes, and
+//!   every write is read back and re-hashed before it counts.
+//! - **Listing.** Keys are listed under `<prefix><kind>/`; providers differ
+//!   in page sizes and in whether a listing is consistent right after a
+//!   write, so nothing is concluded from a listing alone: an item counts
+//!   once it was read back and hashed.
+//! - **Error codes.** A missing bucket is a 404 like a missing key
+//!   (`NoSuchBucket` vs `NoSuchKey`), bad credentials are 403
+//!   (`InvalidAccessKeyId`, `SignatureDoesNotMatch`, `AccessDenied`), a full
+//!   disk is 507 `InsufficientStorage` on MinIO (`XMinioStorageFull`) and a
+//!   500 naming the error on others. [`classify`] reads the codes out of
+//!   `object_store`'s errors.
+
+use crate::error::TierProblem;
+
+/// What kind of failure an `object_store` error is.
+pub fn classify(error: &::object_store::Error) -> TierProblem {
+    use ::object_store::Error as E;
+    let text = error.to_string();
+    let says = |needles: &[&str]| needles.iter().any(|needle| text.contains(needle));
+    if says(&["NoSuchBucket", "The specified bucket does not exist"]) {
+        return TierProblem::NoSuchBucket;
+    }
+    match error {
+        E::NotFound { .. } => TierProblem::NotFound,
+        E::AlreadyExists { .. } | E::Precondition { .. } => TierProblem::AlreadyExists,
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => TierProblem::Denied,
+        _ if says(&[
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AccessDenied",
+            "status: 403",
+            "403 Forbidden",
+            "401 Unauthorized",
+        ]) =>
+        {
+            TierProblem::Denied
+        }
+        _ if says(&[
+            "InsufficientStorage",
+            "XMinioStorageFull",
+            "No space left",
+            "no space left",
+            "507 Insufficient Storage",
+            "QuotaExceeded",
+        ]) =>
+        {
+            TierProblem::Full
+        }
+        E::Generic { .. } => TierProblem::Unavailable,
+        _ => TierProblem::Other,
+    }
+}
