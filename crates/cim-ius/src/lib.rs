@@ -27,5 +27,5 @@ mod settings;
 
 pub use error::{Error, Result};
 pub use ius::Ius;
-pub use projection::{Current, Projection, ProjectionStatus};
+pub use projection::{Current, Projection};
 pub use settings::IusSettings;

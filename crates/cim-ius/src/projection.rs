@@ -3,7 +3,7 @@
 //! the units' first event at every start and kept current from the live tail
 //! by the same ordered consumer. It holds nothing the stream does not: delete
 //! it (restart the process) and it comes back identical, which
-//! [`ProjectionStatus::digest`] lets anyone check.
+//! [`ProjectionStatus::digest`](cim_ius_api::ProjectionStatus::digest) lets anyone check.
 //!
 //! Each event is applied with [`crate::model::apply`] and the state CID it
 //! recorded is checked; a mismatch is kept as a problem, not applied over.
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cim_cid::{Cid, encode_dag_cbor};
+use cim_ius_api::ProjectionStatus;
 use cim_store::{EventStore, Feed, Follower, FollowerState, Problem, StoredEvent};
 use tracing::info;
 
@@ -53,19 +54,6 @@ impl FollowerState for Units {
 #[derive(Debug, Clone)]
 pub struct Projection {
     follower: Follower<Units>,
-}
-
-/// What the projection holds, for comparing two of them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ProjectionStatus {
-    /// Units held.
-    pub units: usize,
-    /// Stream sequence of the last event applied.
-    pub applied_seq: u64,
-    /// CID of the sorted list of `[unit id, state CID]`: equal digests, equal projections.
-    pub digest: String,
-    /// Events that could not be applied.
-    pub problems: Vec<String>,
 }
 
 impl Projection {

@@ -2,11 +2,12 @@
 //! and its endpoints.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cim_ius_api::{self as api, IusCode, Kind, Kinds, RegisterKind};
 use cim_registry_api::{RegisterSchema, RegistryCode};
 use cim_runtime::{Runtime, ServiceDefinition};
+use cim_store::retry::Policy;
 use cim_store::{EventStore, ObjectStore};
 use cim_wire::{ApiError, Endpoint, RequestError};
 use futures::future::BoxFuture;
@@ -68,17 +69,7 @@ impl Ius {
         definition =
             route(definition, &ius, &api::KIND_REGISTER, |ius, q| Box::pin(async move { ius.register_kind(q).await }));
         definition = route(definition, &ius, &api::KIND_LIST, |ius, _| Box::pin(async move { ius.kinds().await }));
-        route(definition, &ius, &api::STATUS, |ius, _| {
-            Box::pin(async move {
-                let status = ius.projection.status();
-                Ok(api::ProjectionStatus {
-                    units: status.units,
-                    applied_seq: status.applied_seq,
-                    digest: status.digest,
-                    problems: status.problems,
-                })
-            })
-        })
+        route(definition, &ius, &api::STATUS, |ius, _| Box::pin(async move { Ok(ius.projection.status()) }))
     }
 
     /// Registers a kind (or a new version of its schema) in the registry.
@@ -137,10 +128,10 @@ where
     definition.handle(endpoint, move |request: T| handler(ius.clone(), request))
 }
 
-/// Registers the metadata schema and the built-in kinds, retrying while the
-/// registry does not answer.
+/// Registers the metadata schema and the built-in kinds, retrying (with the
+/// store's retry policy) while the registry does not answer, for up to `wait`.
 async fn register_builtin(registry: &cim_registry_api::Client, wait: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + wait;
+    let policy = Policy::new(Duration::from_millis(250), Duration::from_secs(2), wait);
     let schemas = std::iter::once((METADATA_TYPE.to_owned(), kinds::metadata_schema()))
         .chain(kinds::builtin().into_iter().map(|(kind, schema)| (schema_type(kind), schema)));
     for (type_name, schema) in schemas {
@@ -150,19 +141,20 @@ async fn register_builtin(registry: &cim_registry_api::Client, wait: Duration) -
             description: Some("built into cim-ius".to_owned()),
             expected_version: None,
         };
-        loop {
-            match registry.register_schema(&request).await {
-                Ok(registered) => {
-                    info!(schema = %type_name, version = registered.schema.version, unchanged = registered.unchanged, "built-in schema registered");
-                    break;
-                }
-                Err(error) if error.is_retryable() && Instant::now() < deadline => {
-                    warn!(%error, "waiting for the Component Registry");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(error) => anyhow::bail!("registering the built-in schema {type_name}: {error}"),
-            }
-        }
+        let warned = std::cell::Cell::new(false);
+        let registered = policy
+            .retry(
+                || registry.register_schema(&request),
+                |error| {
+                    if error.is_retryable() && !warned.replace(true) {
+                        warn!(%error, "waiting for the Component Registry");
+                    }
+                    error.is_retryable()
+                },
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!("registering the built-in schema {type_name}: {error}"))?;
+        info!(schema = %type_name, version = registered.schema.version, unchanged = registered.unchanged, "built-in schema registered");
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cim_registry_api::{DEREGISTER, Deregistration, REGISTER, Registration};
+use cim_store::retry::{Backoff, Policy};
 use cim_wire::{Caller, RequestError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -23,7 +24,12 @@ fn beat_interval(configured: u64, ttl_secs: Option<u64>) -> Duration {
     Duration::from_secs(secs.max(1))
 }
 
-/// Registers and beats until `stop`. A failed beat is retried every second;
+/// How long a component keeps retrying a registration the registry does not
+/// answer: as long as it runs (the policy's window only has to outlast it).
+const RETRY_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Registers and beats until `stop`. A failed beat is retried with the
+/// store's retry policy, from a quarter of a second up to the beat interval;
 /// one the server's permissions refuse is not a registry that is away:
 /// it is logged as an error and tried again only at the heartbeat interval
 /// (the permissions may be reloaded).
@@ -36,6 +42,8 @@ pub(crate) async fn heartbeat(
 ) {
     let mut ttl = None;
     let mut failing = false;
+    let retry = Policy::new(Duration::from_millis(250), beat_interval(configured_secs, None), RETRY_WINDOW);
+    let mut backoff: Option<Backoff> = None;
     loop {
         let outcome = caller.call_for(&REGISTER, &registration.name, &registration).await;
         let (label, wait) = match &outcome {
@@ -46,6 +54,7 @@ pub(crate) async fn heartbeat(
                 debug!("heartbeat sent");
                 ttl = Some(ack.ttl_secs);
                 failing = false;
+                backoff = None;
                 ("ok", beat_interval(configured_secs, ttl))
             }
             Err(error @ RequestError::PermissionDenied { .. }) => {
@@ -57,10 +66,11 @@ pub(crate) async fn heartbeat(
             }
             Err(error) => {
                 if !failing {
-                    warn!(%error, "cannot register with the Component Registry; retrying every second");
+                    warn!(%error, "cannot register with the Component Registry; retrying");
                 }
                 failing = true;
-                ("error", Duration::from_secs(1))
+                let delay = backoff.get_or_insert_with(|| retry.backoff()).next();
+                ("error", delay.unwrap_or(retry.max_delay))
             }
         };
         metrics.heartbeats.get_or_create(&OutcomeLabels { outcome: label.to_owned() }).inc();
