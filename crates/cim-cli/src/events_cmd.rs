@@ -141,9 +141,9 @@ async fn with_archived(
     from: u64,
     to: Option<u64>,
     as_of: Option<cim_cid::Timestamp>,
-    hot: Vec<cim_store::StoredEvent>,
+    hot: Vec<StoredEvent>,
     out: &Output,
-) -> anyhow::Result<Vec<cim_store::StoredEvent>> {
+) -> anyhow::Result<Vec<StoredEvent>> {
     // Hot holds at least the aggregate's head at the retention point.
     let hot = if hot.is_empty() { session.events.read_aggregate(aggregate, AggregateQuery::all()).await? } else { hot };
     let Some(first) = hot.first() else { return Ok(hot) };

@@ -84,9 +84,7 @@ impl Exit {
             | E::EventNotFound(_)
             | E::ObjectNotFound(_)
             | E::NameNotFound { .. }
-            | E::EventArchived { .. } => {
-                Self::NotFound
-            }
+            | E::EventArchived { .. } => Self::NotFound,
             E::CorruptEvent { .. } | E::CorruptObject { .. } => Self::Problems,
             _ => Self::Error,
         }

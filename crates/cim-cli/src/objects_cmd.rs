@@ -210,9 +210,9 @@ async fn fall_through(
         Ok(written) => Ok(written),
         Err(error) => {
             let unknown = error.chain().any(|cause| {
-                cause
-                    .downcast_ref::<cim_wire::RequestError<cim_storage_api::StorageCode>>()
-                    .is_some_and(|e| crate::tiers::is_not_found(e) || matches!(e, cim_wire::RequestError::NoResponders { .. }))
+                cause.downcast_ref::<cim_wire::RequestError<cim_storage_api::StorageCode>>().is_some_and(|e| {
+                    crate::tiers::is_not_found(e) || matches!(e, cim_wire::RequestError::NoResponders { .. })
+                })
             });
             if unknown {
                 return Err(cim_store::Error::ObjectNotFound(*cid).into());

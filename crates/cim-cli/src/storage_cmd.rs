@@ -134,7 +134,10 @@ pub async fn run(session: &Session, args: StorageArgs, out: &Output) -> anyhow::
                         (true, Some(from)) => format!("repaired from {from}"),
                         _ => "not repaired".to_owned(),
                     };
-                    text.push_str(&format!("\n  {} {} {} ({}): {} {}; {fix}", f.tier, f.kind, f.key, f.cid, f.problem, f.detail));
+                    text.push_str(&format!(
+                        "\n  {} {} {} ({}): {} {}; {fix}",
+                        f.tier, f.kind, f.key, f.cid, f.problem, f.detail
+                    ));
                 }
                 text
             });
@@ -174,7 +177,11 @@ pub async fn run(session: &Session, args: StorageArgs, out: &Output) -> anyhow::
                     report.events_dropped,
                     report.objects_dropped.len(),
                     report.object_bytes_dropped,
-                    report.checkpoint.as_ref().map(|c| format!("; hot rebuilds from checkpoint {c}")).unwrap_or_default()
+                    report
+                        .checkpoint
+                        .as_ref()
+                        .map(|c| format!("; hot rebuilds from checkpoint {c}"))
+                        .unwrap_or_default()
                 )
             });
         }
@@ -188,7 +195,10 @@ pub async fn run(session: &Session, args: StorageArgs, out: &Output) -> anyhow::
 }
 
 fn segment_line(s: &SegmentInfo) -> String {
-    format!("#{} sequences {}..={} ({} events, {} bytes) segment {} manifest {}", s.index, s.first_seq, s.last_seq, s.events, s.bytes, s.segment, s.manifest)
+    format!(
+        "#{} sequences {}..={} ({} events, {} bytes) segment {} manifest {}",
+        s.index, s.first_seq, s.last_seq, s.events, s.bytes, s.segment, s.manifest
+    )
 }
 
 fn status_text(status: &Status) -> String {
@@ -306,12 +316,13 @@ pub async fn restore(session: &Session, args: RestoreArgs, out: &Output) -> anyh
         let bytes = crate::tiers::read_item(session, ItemKind::Segments, &manifest.segment).await?;
         let segment = read_segment(&bytes, Some(&manifest.segment)).await?;
         if segment.header.first_seq != manifest.first_seq || segment.header.last_seq != manifest.last_seq {
-            return Err(problems(format!("segment {} does not hold the sequences its manifest {manifest_cid} says", manifest.segment)));
+            return Err(problems(format!(
+                "segment {} does not hold the sequences its manifest {manifest_cid} says",
+                manifest.segment
+            )));
         }
         for (seq, event) in &segment.events {
-            verifier
-                .push(event)
-                .map_err(|e| problems(format!("the archive's event at stream sequence {seq}: {e}")))?;
+            verifier.push(event).map_err(|e| problems(format!("the archive's event at stream sequence {seq}: {e}")))?;
         }
         summary.events += segment.events.len() as u64;
         let path = work.path().join(format!("{:012}.car", manifest.index));
@@ -349,7 +360,8 @@ pub async fn restore(session: &Session, args: RestoreArgs, out: &Output) -> anyh
         let bytes = tokio::fs::read(&segment.2).await?;
         let read = read_segment(&bytes, Some(&segment.0)).await?;
         let expected = read.events.iter().find(|(seq, _)| *seq == log.last_seq).map(|(_, e)| e.cid);
-        let mut stored = session.events.read_log_until(cim_store::StartAt::Sequence(log.last_seq), log.last_seq).await?;
+        let mut stored =
+            session.events.read_log_until(cim_store::StartAt::Sequence(log.last_seq), log.last_seq).await?;
         let actual = stored.next().await.transpose()?.map(|s| s.event.cid);
         if expected.is_none() || expected != actual {
             return Err(problems(format!(
@@ -377,7 +389,11 @@ pub async fn restore(session: &Session, args: RestoreArgs, out: &Output) -> anyh
     }
     out.note(format!(
         "verified {} segments ({} events, {} aggregates) and the manifest chain; restoring {} objects and {} names",
-        summary.segments, summary.events, summary.aggregates, summary.objects, names.names.len()
+        summary.segments,
+        summary.events,
+        summary.aggregates,
+        summary.objects,
+        names.names.len()
     ));
 
     // 2. Objects, each checked against its CID as it is written.
@@ -427,7 +443,12 @@ pub async fn restore(session: &Session, args: RestoreArgs, out: &Output) -> anyh
                 continue;
             }
             let events: Vec<_> = batch.iter().map(|(_, e)| e.clone()).collect();
-            if session.events.restore_at(first_seq, &events).await.with_context(|| format!("restoring stream sequences from {first_seq}"))? {
+            if session
+                .events
+                .restore_at(first_seq, &events)
+                .await
+                .with_context(|| format!("restoring stream sequences from {first_seq}"))?
+            {
                 summary.events_written += events.len() as u64;
             }
             bar.inc(batch.len() as u64);
@@ -437,7 +458,11 @@ pub async fn restore(session: &Session, args: RestoreArgs, out: &Output) -> anyh
 
     // 4. Names.
     for name in &names.names {
-        session.named.adopt(&name.name, name.head).await.with_context(|| format!("pointing name {:?} at {}", name.name, name.head))?;
+        session
+            .named
+            .adopt(&name.name, name.head)
+            .await
+            .with_context(|| format!("pointing name {:?} at {}", name.name, name.head))?;
         summary.names += 1;
     }
     summary.seconds = started.elapsed().as_secs_f64();
@@ -469,7 +494,13 @@ async fn restore_object(
 ) -> anyhow::Result<u64> {
     let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     let fetch = async {
-        let mut range = ReadRange { kind: ItemKind::Objects, cid: cid.to_string(), offset: 0, len: cim_storage_api::MAX_READ_LEN, tier: Some(tier) };
+        let mut range = ReadRange {
+            kind: ItemKind::Objects,
+            cid: cid.to_string(),
+            offset: 0,
+            len: cim_storage_api::MAX_READ_LEN,
+            tier: Some(tier),
+        };
         loop {
             let item = match client.read(&range).await {
                 Ok(item) => item,

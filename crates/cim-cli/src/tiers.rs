@@ -35,7 +35,8 @@ pub async fn read_item(session: &Session, kind: ItemKind, cid: &Cid) -> anyhow::
     let mut last = None;
     for tier in [None, Some(TierName::Cold), Some(TierName::Warm)] {
         let mut bytes = Vec::new();
-        let result = remote.client.read_all(kind, &cid.to_string(), tier, |chunk| {
+        let key = cid.to_string();
+        let result = remote.client.read_all(kind, &key, tier, |chunk| {
             bytes.extend_from_slice(chunk);
             Ok(())
         });
@@ -56,10 +57,18 @@ pub async fn read_item(session: &Session, kind: ItemKind, cid: &Cid) -> anyhow::
 /// kept only if this succeeds). Returns the bytes written.
 pub async fn copy_object(session: &Session, cid: &Cid, output: &mut (impl AsyncWrite + Unpin)) -> anyhow::Result<u64> {
     let remote = storage(session);
-    let mut range = ReadRange { kind: ItemKind::Objects, cid: cid.to_string(), offset: 0, len: cim_storage_api::MAX_READ_LEN, tier: None };
+    let mut range = ReadRange {
+        kind: ItemKind::Objects,
+        cid: cid.to_string(),
+        offset: 0,
+        len: cim_storage_api::MAX_READ_LEN,
+        tier: None,
+    };
     let mut hasher = RawHasher::default();
     loop {
-        let item = remote.check(remote.client.read(&range).await, |_| None).with_context(|| format!("reading object {cid} from the tiers"))?;
+        let item = remote
+            .check(remote.client.read(&range).await, |_| None)
+            .with_context(|| format!("reading object {cid} from the tiers"))?;
         range.tier = range.tier.or(item.tier);
         hasher.update(&item.bytes);
         output.write_all(&item.bytes).await?;
@@ -82,7 +91,9 @@ pub async fn copy_object(session: &Session, cid: &Cid, output: &mut (impl AsyncW
 /// An event hot dropped, from the archive, verified against its CID.
 pub async fn archived_event(session: &Session, cid: &Cid) -> anyhow::Result<StoredEvent> {
     let remote = storage(session);
-    let found = remote.check(remote.client.event(&cid.to_string()).await, |_| None).with_context(|| format!("looking for event {cid} in the archive"))?;
+    let found = remote
+        .check(remote.client.event(&cid.to_string()).await, |_| None)
+        .with_context(|| format!("looking for event {cid} in the archive"))?;
     let event = Event::from_block(cid, &found.bytes).with_context(|| format!("event {cid} from the archive"))?;
     // The archive keeps no server time: the event's own timestamp stands in.
     Ok(StoredEvent { seq: found.seq, stored_at: event.envelope.timestamp(), event })

@@ -89,7 +89,8 @@ pub async fn verify_store(session: &Session, with_objects: bool, out: &Output) -
                 archived.events = events;
                 archived.problems = problems;
                 let bar = out.progress(total, "events");
-                let found = session.events.verify_from(dag, point.through_seq, |done, _| bar.set_position(done)).await?;
+                let found =
+                    session.events.verify_from(dag, point.through_seq, |done, _| bar.set_position(done)).await?;
                 bar.finish_and_clear();
                 found
             }

@@ -109,7 +109,10 @@ impl Client {
         let message = self.caller.call_raw(&READ, range).await?;
         let body = message.payload;
         if body.len() < 9 {
-            return Err(RequestError::Transport { subject: READ.subject(), reason: "the reply is too short".to_owned() });
+            return Err(RequestError::Transport {
+                subject: READ.subject(),
+                reason: "the reply is too short".to_owned(),
+            });
         }
         let size = u64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
         let tier = Some(if body[8] == 0 { TierName::Warm } else { TierName::Cold });
@@ -155,13 +158,15 @@ impl Client {
     pub async fn event(&self, cid: &str) -> Result<ArchivedEventBytes> {
         let message = self.caller.call_raw(&EVENT, &EventRef { cid: cid.to_owned() }).await?;
         let body = message.payload;
-        let malformed = || RequestError::Transport { subject: EVENT.subject(), reason: "the reply is malformed".to_owned() };
+        let malformed =
+            || RequestError::Transport { subject: EVENT.subject(), reason: "the reply is malformed".to_owned() };
         if body.len() < 10 {
             return Err(malformed());
         }
         let seq = u64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
         let len = usize::from(u16::from_be_bytes([body[8], body[9]]));
-        let segment = body.get(10..10 + len).and_then(|s| std::str::from_utf8(s).ok()).ok_or_else(malformed)?.to_owned();
+        let segment =
+            body.get(10..10 + len).and_then(|s| std::str::from_utf8(s).ok()).ok_or_else(malformed)?.to_owned();
         Ok(ArchivedEventBytes { bytes: body.slice(10 + len..), seq, segment })
     }
 }

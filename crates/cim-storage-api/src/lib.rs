@@ -25,9 +25,9 @@ use cim_wire::{Empty, Endpoint, Service};
 pub use client::{ArchivedEventBytes, Client, Item};
 pub use code::StorageCode;
 pub use messages::{
-    EventRef, Finding, GcItem, GcReport, GcRequest, HotStatus, ItemKind, NamesSnapshotRef, ObjectPage,
-    ObjectQuery, ObjectRef, ObjectStat, ReadRange, RetentionReport, RetentionRequest, ScrubReport, ScrubRequest,
-    SealReport, SealRequest, SegmentInfo, SegmentList, SegmentQuery, Status, TierName, TierStatus,
+    EventRef, Finding, GcItem, GcReport, GcRequest, HotStatus, ItemKind, NamesSnapshotRef, ObjectPage, ObjectQuery,
+    ObjectRef, ObjectStat, ReadRange, RetentionReport, RetentionRequest, ScrubReport, ScrubRequest, SealReport,
+    SealRequest, SegmentInfo, SegmentList, SegmentQuery, Status, TierName, TierStatus,
 };
 
 /// The manager's micro service: name `cim-storage`, subjects
@@ -99,7 +99,8 @@ mod tests {
 
     #[test]
     fn kinds_and_tiers_on_the_wire() {
-        let range = ReadRange { kind: ItemKind::Segments, cid: "b".into(), offset: 0, len: 1, tier: Some(TierName::Cold) };
+        let range =
+            ReadRange { kind: ItemKind::Segments, cid: "b".into(), offset: 0, len: 1, tier: Some(TierName::Cold) };
         assert_eq!(
             serde_json::to_value(&range).expect("encode"),
             serde_json::json!({"kind": "segments", "cid": "b", "offset": 0, "len": 1, "tier": "cold"})

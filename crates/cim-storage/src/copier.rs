@@ -35,7 +35,11 @@ impl Manager {
             for (slot, tier) in TierName::ALL.into_iter().enumerate() {
                 let lag = hot
                     .iter()
-                    .filter(|m| !records.get(&m.cid.to_string()).is_some_and(|r| r.verified.get(&tier).is_some_and(|&us| us > 0)))
+                    .filter(|m| {
+                        !records
+                            .get(&m.cid.to_string())
+                            .is_some_and(|r| r.verified.get(&tier).is_some_and(|&us| us > 0))
+                    })
                     .count();
                 self.inner.lag_objects[slot].store(lag as u64, Ordering::Relaxed);
             }
@@ -88,7 +92,9 @@ impl Manager {
         for (slot, tier) in TierName::ALL.into_iter().enumerate() {
             let lag = hot
                 .iter()
-                .filter(|m| !records.get(&m.cid.to_string()).is_some_and(|r| r.verified.get(&tier).is_some_and(|&us| us > 0)))
+                .filter(|m| {
+                    !records.get(&m.cid.to_string()).is_some_and(|r| r.verified.get(&tier).is_some_and(|&us| us > 0))
+                })
                 .count();
             self.inner.lag_objects[slot].store(lag as u64, Ordering::Relaxed);
         }

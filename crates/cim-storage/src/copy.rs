@@ -86,7 +86,12 @@ pub async fn ensure_on(
     };
     match verify(tier, kind, key, cid).await? {
         Ok(()) => Ok(if written { Ensured::Written } else { Ensured::Present }),
-        Err(reason) => Err(Error::Corrupt { tier: Some(tier.name()), kind, cid: *cid, reason: format!("after writing it: {reason}") }),
+        Err(reason) => Err(Error::Corrupt {
+            tier: Some(tier.name()),
+            kind,
+            cid: *cid,
+            reason: format!("after writing it: {reason}"),
+        }),
     }
 }
 

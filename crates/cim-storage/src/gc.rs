@@ -54,11 +54,14 @@ impl Manager {
         }
         let now = now_us();
         let grace_us = i64::try_from(policy.grace_secs).unwrap_or(i64::MAX).saturating_mul(1_000_000);
-        let mut report = GcReport { dry_run, grace_secs: policy.grace_secs, referenced: marked.len() as u64, ..GcReport::default() };
+        let mut report =
+            GcReport { dry_run, grace_secs: policy.grace_secs, referenced: marked.len() as u64, ..GcReport::default() };
         for (cid_text, size) in known {
             let Ok(cid) = cid_text.parse::<Cid>() else { continue };
             let mut records = self.inner.object_records.lock().await;
-            let record = records.entry(cid_text.clone()).or_insert_with(|| crate::state::ObjectRecord { size, ..Default::default() });
+            let record = records
+                .entry(cid_text.clone())
+                .or_insert_with(|| crate::state::ObjectRecord { size, ..Default::default() });
             if marked.contains(&cid) {
                 if record.unreferenced_since_us.take().is_some() {
                     self.inner.state.put_object(&cid_text, record).await?;
@@ -89,7 +92,13 @@ impl Manager {
             report.swept_bytes += size;
             self.inner.metrics.objects_collected.inc();
         }
-        info!(referenced = report.referenced, unreferenced = report.unreferenced.len(), swept = report.swept, dry_run, "garbage collection");
+        info!(
+            referenced = report.referenced,
+            unreferenced = report.unreferenced.len(),
+            swept = report.swept,
+            dry_run,
+            "garbage collection"
+        );
         Ok(report)
     }
 

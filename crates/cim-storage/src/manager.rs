@@ -125,7 +125,8 @@ impl Manager {
         metrics: StorageMetrics,
     ) -> Result<Self> {
         let part = settings.copy.part_bytes;
-        let tiers = [Tier::open(TierName::Warm, &settings.warm, part)?, Tier::open(TierName::Cold, &settings.cold, part)?];
+        let tiers =
+            [Tier::open(TierName::Warm, &settings.warm, part)?, Tier::open(TierName::Cold, &settings.cold, part)?];
         let events = EventStore::open(client.clone(), store.clone()).await?;
         let objects = ObjectStore::open(client.clone(), &store).await?;
         let named = NamedObjects::open(objects.clone(), client.clone(), &store).await?;
@@ -134,7 +135,9 @@ impl Manager {
         std::fs::create_dir_all(&work_dir)?;
         for tier in &tiers {
             match tier.check().await {
-                Ok(()) => info!(tier = %tier.name(), endpoint = tier.endpoint(), bucket = tier.bucket(), "tier reachable"),
+                Ok(()) => {
+                    info!(tier = %tier.name(), endpoint = tier.endpoint(), bucket = tier.bucket(), "tier reachable")
+                }
                 Err(error) => warn!(tier = %tier.name(), %error, "tier not usable now; every operation tries again"),
             }
         }
@@ -224,15 +227,15 @@ impl Manager {
             Some(last) => {
                 let cid: Cid = last.info.checkpoint.parse().map_err(|_| Error::Archive("a checkpoint CID".into()))?;
                 let checkpoint = self.load_checkpoint(&cid).await?;
-                checkpoint
-                    .heads
-                    .into_iter()
-                    .map(|h| (h.aggregate, (h.version, h.head, h.seq)))
-                    .collect()
+                checkpoint.heads.into_iter().map(|h| (h.aggregate, (h.version, h.head, h.seq))).collect()
             }
             None => Heads::new(),
         };
-        info!(segments = segments.len(), sealed_through = segments.last().map_or(0, |s| s.info.last_seq), "archive loaded");
+        info!(
+            segments = segments.len(),
+            sealed_through = segments.last().map_or(0, |s| s.info.last_seq),
+            "archive loaded"
+        );
         *self.inner.archive.write().await = Archive { segments, heads };
         Ok(())
     }
@@ -248,7 +251,11 @@ impl Manager {
                     info!(tier = %tier.name(), segments = chain.len(), "adopting the archive's manifests found on the tier");
                     let mut records = Vec::with_capacity(chain.len());
                     for (cid, manifest) in chain {
-                        let record = SegmentRecord { info: segment_info(&cid, &manifest), newest_event_us: manifest.sealed_us.unix_micros(), verified: BTreeMap::new() };
+                        let record = SegmentRecord {
+                            info: segment_info(&cid, &manifest),
+                            newest_event_us: manifest.sealed_us.unix_micros(),
+                            verified: BTreeMap::new(),
+                        };
                         self.inner.state.put_segment(&record).await?;
                         records.push(record);
                     }
@@ -272,7 +279,9 @@ impl Manager {
         for tier in self.tiers() {
             for listed in tier.list(ItemKind::Objects).await? {
                 let Some((_, cid, _)) = Tier::parse_key(&listed.key) else { continue };
-                let record = found.entry(cid.to_string()).or_insert_with(|| ObjectRecord { size: listed.size, ..ObjectRecord::default() });
+                let record = found
+                    .entry(cid.to_string())
+                    .or_insert_with(|| ObjectRecord { size: listed.size, ..ObjectRecord::default() });
                 record.verified.insert(tier.name(), 0);
             }
         }
@@ -293,8 +302,12 @@ impl Manager {
         for listed in tier.list(ItemKind::Manifests).await? {
             let Some((_, cid, _)) = Tier::parse_key(&listed.key) else { continue };
             let bytes = tier.get(&listed.key).await?.ok_or(Error::NotFound { kind: ItemKind::Manifests, cid })?;
-            let manifest = SegmentManifest::decode(&cid, &bytes)
-                .map_err(|e| Error::Corrupt { tier: Some(tier.name()), kind: ItemKind::Manifests, cid, reason: e.to_string() })?;
+            let manifest = SegmentManifest::decode(&cid, &bytes).map_err(|e| Error::Corrupt {
+                tier: Some(tier.name()),
+                kind: ItemKind::Manifests,
+                cid,
+                reason: e.to_string(),
+            })?;
             chain.push((cid, manifest));
         }
         cim_archive::segment::check_chain(&chain).map_err(|e| Error::Archive(e.to_string()))?;

@@ -60,19 +60,47 @@ pub struct StorageMetrics {
 impl StorageMetrics {
     /// Registers every metric in `registry`.
     pub fn register(&self, metrics: &cim_runtime::Metrics) {
-        metrics.register("storage_segments_sealed", "Segments sealed and verified on both tiers", self.segments_sealed.clone());
-        metrics.register("storage_objects_copied", "Objects copied down to a tier and verified", self.objects_copied.clone());
+        metrics.register(
+            "storage_segments_sealed",
+            "Segments sealed and verified on both tiers",
+            self.segments_sealed.clone(),
+        );
+        metrics.register(
+            "storage_objects_copied",
+            "Objects copied down to a tier and verified",
+            self.objects_copied.clone(),
+        );
         metrics.register("storage_events_dropped", "Events dropped from hot by retention", self.events_dropped.clone());
-        metrics.register("storage_objects_dropped", "Objects dropped from hot by retention", self.objects_dropped.clone());
-        metrics.register("storage_objects_collected", "Unreferenced objects deleted from every tier", self.objects_collected.clone());
+        metrics.register(
+            "storage_objects_dropped",
+            "Objects dropped from hot by retention",
+            self.objects_dropped.clone(),
+        );
+        metrics.register(
+            "storage_objects_collected",
+            "Unreferenced objects deleted from every tier",
+            self.objects_collected.clone(),
+        );
         metrics.register("storage_scrub_findings", "Findings of the last scrub", self.scrub_findings.clone());
-        metrics.register("storage_scrub_unrepaired", "Findings of the last scrub left unrepaired", self.scrub_unrepaired.clone());
-        metrics.register("storage_last_scrub_timestamp_seconds", "When the last scrub finished", self.last_scrub_seconds.clone());
+        metrics.register(
+            "storage_scrub_unrepaired",
+            "Findings of the last scrub left unrepaired",
+            self.scrub_unrepaired.clone(),
+        );
+        metrics.register(
+            "storage_last_scrub_timestamp_seconds",
+            "When the last scrub finished",
+            self.last_scrub_seconds.clone(),
+        );
         metrics.register("storage_sealed_through_seq", "Last stream sequence sealed", self.sealed_through_seq.clone());
         metrics.register("storage_hot_last_seq", "Last stream sequence in hot", self.hot_last_seq.clone());
         metrics.register("storage_hot_first_seq", "First stream sequence in hot", self.hot_first_seq.clone());
         metrics.register("storage_hot_object_bytes", "Bytes of the hot object bucket", self.hot_object_bytes.clone());
-        metrics.register("storage_lag_events", "Stream sequences hot holds beyond what the tier has verified", self.lag_events.clone());
+        metrics.register(
+            "storage_lag_events",
+            "Stream sequences hot holds beyond what the tier has verified",
+            self.lag_events.clone(),
+        );
         metrics.register("storage_lag_objects", "Hot objects not yet verified on the tier", self.lag_objects.clone());
         metrics.register("storage_segment_bytes", "Bytes of segments verified on the tier", self.segment_bytes.clone());
         metrics.register("storage_object_bytes", "Bytes of objects verified on the tier", self.object_bytes.clone());

@@ -75,7 +75,8 @@ impl Manager {
     /// No segment hot dropped holds it.
     pub async fn archived_event(&self, cid: &Cid) -> Result<(u64, Cid, Bytes)> {
         let digest = cim_cid::sha256_digest(cid)?;
-        let mut index = self.inner.event_index.lock().await;
+        let mut guard = self.inner.event_index.lock().await;
+        let index = &mut *guard;
         let log = self.inner.events.log_state().await?;
         let segments = self.inner.archive.read().await.segments.clone();
         // Index every dropped segment not indexed yet (retention moves on).
@@ -100,8 +101,9 @@ impl Manager {
         }
         let &(segment_index, seq, offset, len) =
             index.events.get(&digest).ok_or(Error::NotFound { kind: ItemKind::Segments, cid: *cid })?;
-        drop(index);
-        let segment_cid: Cid = segments[segment_index as usize].info.segment.parse().map_err(|_| Error::Archive("segment CID".into()))?;
+        drop(guard);
+        let segment_cid: Cid =
+            segments[segment_index as usize].info.segment.parse().map_err(|_| Error::Archive("segment CID".into()))?;
         let key = Tier::key(ItemKind::Segments, &segment_cid, None);
         for tier in self.tiers() {
             let Some((_, bytes)) = tier.get_range(&key, offset..offset + u64::from(len)).await? else { continue };
@@ -109,7 +111,12 @@ impl Manager {
                 return Ok((seq, segment_cid, bytes));
             }
         }
-        Err(Error::Corrupt { tier: None, kind: ItemKind::Segments, cid: segment_cid, reason: format!("event {cid} does not verify on any tier") })
+        Err(Error::Corrupt {
+            tier: None,
+            kind: ItemKind::Segments,
+            cid: segment_cid,
+            reason: format!("event {cid} does not verify on any tier"),
+        })
     }
 
     /// Segments overlapping the query, oldest first.
@@ -138,8 +145,8 @@ impl Manager {
         let record = record.unwrap_or_default();
         Ok(ObjectStat {
             cid: parsed.to_string(),
-            size: hot.map_or(record.size, |m| m.size),
             hot: hot.is_some(),
+            size: hot.map_or(record.size, |m| m.size),
             tiers: TierName::ALL.into_iter().filter(|t| record.verified.contains_key(t)).collect(),
         })
     }
@@ -150,7 +157,9 @@ impl Manager {
         let records = self.inner.object_records.lock().await;
         let mut objects = Vec::with_capacity(limit);
         let range = match &query.after {
-            Some(after) => records.range::<String, _>((std::ops::Bound::Excluded(after.clone()), std::ops::Bound::Unbounded)),
+            Some(after) => {
+                records.range::<String, _>((std::ops::Bound::Excluded(after.clone()), std::ops::Bound::Unbounded))
+            }
             None => records.range::<String, _>(..),
         };
         let mut next = None;

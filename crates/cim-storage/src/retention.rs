@@ -72,7 +72,12 @@ impl Manager {
         report.checkpoint = Some(checkpoint.to_string());
         report.events_dropped_through_seq = t;
         if dry_run {
-            report.events_dropped = archive.segments.iter().filter(|s| s.info.last_seq > dropped && s.info.last_seq <= t).map(|s| s.info.events).sum();
+            report.events_dropped = archive
+                .segments
+                .iter()
+                .filter(|s| s.info.last_seq > dropped && s.info.last_seq <= t)
+                .map(|s| s.info.events)
+                .sum();
             return Ok(());
         }
         // Re-verify, on both tiers, every segment and manifest to drop and
@@ -169,7 +174,11 @@ impl Manager {
             report.objects_dropped.push(meta.cid.to_string());
         }
         if !dry_run && !report.objects_dropped.is_empty() {
-            info!(objects = report.objects_dropped.len(), bytes = report.object_bytes_dropped, "dropped objects from hot");
+            info!(
+                objects = report.objects_dropped.len(),
+                bytes = report.object_bytes_dropped,
+                "dropped objects from hot"
+            );
         }
         Ok(())
     }

@@ -104,7 +104,8 @@ impl Manager {
                 repaired_from: None,
             };
             if repair {
-                let in_hot = || async { item.kind == ItemKind::Objects && hot.stat(&item.cid).await.ok().flatten().is_some() };
+                let in_hot =
+                    || async { item.kind == ItemKind::Objects && hot.stat(&item.cid).await.ok().flatten().is_some() };
                 let (source, from) = if good.contains_key(&(other, item.key.clone())) {
                     (Some(Source::Tier(self.inner.tiers[other].clone())), self.inner.tiers[other].name().to_string())
                 } else if in_hot().await {
@@ -143,7 +144,12 @@ impl Manager {
         *self.inner.last_scrub.lock().await = Some(report.clone());
         self.inner.metrics.record_scrub(&report);
         self.update_gauges().await;
-        info!(checked = report.items_checked, findings = report.findings.len(), repaired = report.repaired, "scrub done");
+        info!(
+            checked = report.items_checked,
+            findings = report.findings.len(),
+            repaired = report.repaired,
+            "scrub done"
+        );
         Ok(report)
     }
 
@@ -154,7 +160,8 @@ impl Manager {
         let mut items = BTreeMap::new();
         let archive = self.inner.archive.read().await;
         for segment in &archive.segments {
-            if let (Ok(cid), Ok(manifest)) = (segment.info.segment.parse::<Cid>(), segment.info.manifest.parse::<Cid>()) {
+            if let (Ok(cid), Ok(manifest)) = (segment.info.segment.parse::<Cid>(), segment.info.manifest.parse::<Cid>())
+            {
                 let key = Tier::key(ItemKind::Segments, &cid, None);
                 items.insert(key.clone(), Item { kind: ItemKind::Segments, key, cid, size: segment.info.bytes });
                 let key = Tier::key(ItemKind::Manifests, &manifest, Some(segment.info.index));
@@ -204,7 +211,8 @@ impl Manager {
             }
             let mut changed = false;
             for slot in 0..2 {
-                let verified = good.contains_key(&(slot, key.clone())) && good.contains_key(&(slot, manifest_key.clone()));
+                let verified =
+                    good.contains_key(&(slot, key.clone())) && good.contains_key(&(slot, manifest_key.clone()));
                 let entry = segment.verified.entry(tier_of(slot)).or_insert(0);
                 let value = if verified { now } else { 0 };
                 if *entry != value {
@@ -223,7 +231,9 @@ impl Manager {
         let mut records = self.inner.object_records.lock().await;
         for item in items.iter().filter(|i| i.kind == ItemKind::Objects) {
             let cid = item.cid.to_string();
-            let record = records.entry(cid.clone()).or_insert_with(|| ObjectRecord { size: item.size, ..ObjectRecord::default() });
+            let record = records
+                .entry(cid.clone())
+                .or_insert_with(|| ObjectRecord { size: item.size, ..ObjectRecord::default() });
             for slot in 0..2 {
                 if good.contains_key(&(slot, item.key.clone())) {
                     record.verified.insert(tier_of(slot), now);

@@ -119,7 +119,8 @@ impl Manager {
         let log = self.inner.events.log_state().await?;
         let until = log.last_seq.min(first_seq + policy.max_events - 1);
         let (built, heads, newest_event_us) = self.build(first_seq, until, archive.heads.clone(), true).await?;
-        let checkpoint = checkpoint(&self.inner.store.namespace, built.last_seq, archive.events() + built.events, &heads);
+        let checkpoint =
+            checkpoint(&self.inner.store.namespace, built.last_seq, archive.events() + built.events, &heads);
         let checkpoint_cid = self.inner.objects.put_ipld(&checkpoint).await?;
         let names = self.names_snapshot().await?;
         let names_cid = self.inner.objects.put_ipld(&names).await?;
@@ -155,7 +156,13 @@ impl Manager {
     /// (stopping early at the policy's size when `cut` is set), advancing
     /// `heads`. Returns the segment, the heads after it and the time of its
     /// newest event.
-    async fn build(&self, first_seq: u64, until: u64, mut heads: Heads, cut: bool) -> Result<(BuiltSegment, Heads, i64)> {
+    async fn build(
+        &self,
+        first_seq: u64,
+        until: u64,
+        mut heads: Heads,
+        cut: bool,
+    ) -> Result<(BuiltSegment, Heads, i64)> {
         let policy = &self.inner.settings.seal;
         let mut builder = SegmentBuilder::new(&self.inner.work_dir, &self.inner.store.namespace, first_seq).await?;
         let mut events = self.inner.events.read_log_until(StartAt::Sequence(first_seq), until).await?;
@@ -223,7 +230,12 @@ impl Manager {
             *self.inner.pending.lock().await = None;
             return Ok(None);
         }
-        info!(index = manifest.index, first_seq = manifest.first_seq, last_seq = manifest.last_seq, "resuming an interrupted seal");
+        info!(
+            index = manifest.index,
+            first_seq = manifest.first_seq,
+            last_seq = manifest.last_seq,
+            "resuming an interrupted seal"
+        );
         let (built, heads, _) = self.build(manifest.first_seq, manifest.last_seq, archive.heads.clone(), false).await?;
         if built.cid != manifest.segment {
             return Err(Error::Archive(format!(
@@ -231,7 +243,14 @@ impl Manager {
                 manifest.first_seq, manifest.last_seq, manifest.segment, built.cid
             )));
         }
-        let drafted = Drafted { built, manifest_cid: cid, manifest, manifest_bytes: bytes, heads, newest_event_us: pending.newest_event_us };
+        let drafted = Drafted {
+            built,
+            manifest_cid: cid,
+            manifest,
+            manifest_bytes: bytes,
+            heads,
+            newest_event_us: pending.newest_event_us,
+        };
         self.commit(drafted).await.map(Some)
     }
 

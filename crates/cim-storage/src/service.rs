@@ -198,7 +198,12 @@ impl Manager {
 
 /// Runs `work` every `period` (the first run after one period) until
 /// `stop`; failures are logged and retried with the period as backoff.
-fn spawn_every<F, Fut>(period: Duration, stop: CancellationToken, what: &'static str, work: F) -> tokio::task::JoinHandle<()>
+fn spawn_every<F, Fut>(
+    period: Duration,
+    stop: CancellationToken,
+    what: &'static str,
+    work: F,
+) -> tokio::task::JoinHandle<()>
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = crate::Result<()>> + Send,

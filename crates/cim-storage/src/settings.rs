@@ -138,12 +138,7 @@ pub struct CopyPolicy {
 
 impl Default for CopyPolicy {
     fn default() -> Self {
-        Self {
-            interval_secs: 30,
-            concurrency: 4,
-            single_put_max_bytes: 16 * 1024 * 1024,
-            part_bytes: 8 * 1024 * 1024,
-        }
+        Self { interval_secs: 30, concurrency: 4, single_put_max_bytes: 16 * 1024 * 1024, part_bytes: 8 * 1024 * 1024 }
     }
 }
 
@@ -233,7 +228,10 @@ impl Settings for StorageSettings {
             && self.warm.bucket == self.cold.bucket
             && self.warm.prefix == self.cold.prefix
         {
-            return Err(Invalid::new("cold", "must not be the same bucket and prefix as warm: two copies are the point"));
+            return Err(Invalid::new(
+                "cold",
+                "must not be the same bucket and prefix as warm: two copies are the point",
+            ));
         }
         let seal = &self.seal;
         if !(1..=1_000_000).contains(&seal.max_events) {

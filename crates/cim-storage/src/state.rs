@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use cim_storage_api::{ScrubReport, SegmentInfo, TierName};
 use cim_store::{KvBucket, KvOptions, StoreConfig};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 

@@ -17,8 +17,8 @@ use std::time::Duration;
 use ::object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use ::object_store::path::Path;
 use ::object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
-    PutPayload, RetryConfig, WriteMultipart,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig, WriteMultipart,
 };
 use bytes::Bytes;
 use cim_cid::{Cid, RawHasher, cid_from_digest};
@@ -89,7 +89,10 @@ fn read_secret(tier: TierName, what: &str, path: &FsPath) -> Result<String> {
     })?;
     let secret = text.trim().to_owned();
     if secret.is_empty() {
-        return Err(Error::Config { key: format!("storage.{tier}.{what}"), reason: format!("{} is empty", path.display()) });
+        return Err(Error::Config {
+            key: format!("storage.{tier}.{what}"),
+            reason: format!("{} is empty", path.display()),
+        });
     }
     Ok(secret)
 }
@@ -98,12 +101,18 @@ impl Tier {
     /// A tier as `settings` describe it, with credentials read from their
     /// files. Nothing is sent yet; [`Tier::check`] does.
     pub fn open(name: TierName, settings: &TierSettings, part_bytes: u64) -> Result<Self> {
-        let missing = |what: &str| Error::Config {
-            key: format!("storage.{name}.{what}"),
-            reason: "is required".to_owned(),
-        };
-        let access_key = read_secret(name, "access_key_file", settings.access_key_file.as_deref().ok_or_else(|| missing("access_key_file"))?)?;
-        let secret_key = read_secret(name, "secret_key_file", settings.secret_key_file.as_deref().ok_or_else(|| missing("secret_key_file"))?)?;
+        let missing =
+            |what: &str| Error::Config { key: format!("storage.{name}.{what}"), reason: "is required".to_owned() };
+        let access_key = read_secret(
+            name,
+            "access_key_file",
+            settings.access_key_file.as_deref().ok_or_else(|| missing("access_key_file"))?,
+        )?;
+        let secret_key = read_secret(
+            name,
+            "secret_key_file",
+            settings.secret_key_file.as_deref().ok_or_else(|| missing("secret_key_file"))?,
+        )?;
         let client = ClientOptions::new()
             .with_allow_http(settings.allow_http)
             .with_timeout(Duration::from_secs(settings.timeout_secs))
@@ -215,13 +224,8 @@ impl Tier {
             }
             Err(error) => {
                 let problem = quirks::classify(&error);
-                let error = Error::Tier {
-                    tier: self.inner.name,
-                    op,
-                    key: key.to_owned(),
-                    problem,
-                    reason: error.to_string(),
-                };
+                let error =
+                    Error::Tier { tier: self.inner.name, op, key: key.to_owned(), problem, reason: error.to_string() };
                 if !matches!(problem, TierProblem::NotFound | TierProblem::AlreadyExists) {
                     *self.inner.last_error.lock().expect("tier error lock") = Some(error.to_string());
                 }
@@ -279,7 +283,11 @@ impl Tier {
     /// of `copy.part_bytes`, a few in flight). A failed upload is aborted,
     /// so no part of it stays visible. Multipart uploads cannot be
     /// conditional: callers ask first ([`Tier::head`]).
-    pub async fn put_stream<E>(&self, key: &str, mut chunks: BoxStream<'_, std::result::Result<Bytes, E>>) -> Result<u64>
+    pub async fn put_stream<E>(
+        &self,
+        key: &str,
+        mut chunks: BoxStream<'_, std::result::Result<Bytes, E>>,
+    ) -> Result<u64>
     where
         E: Into<Error>,
     {

@@ -54,7 +54,10 @@ async fn seals_and_copies_to_both_tiers_verified_and_idempotent() {
     let report = manager.seal_and_copy(true).await.expect("seal");
     assert_eq!(report.sealed.len(), 3, "120 events in segments of 50: {report:?}");
     assert_eq!(report.sealed_through_seq, 120);
-    assert_eq!(report.sealed.iter().map(|s| (s.first_seq, s.last_seq)).collect::<Vec<_>>(), [(1, 50), (51, 100), (101, 120)]);
+    assert_eq!(
+        report.sealed.iter().map(|s| (s.first_seq, s.last_seq)).collect::<Vec<_>>(),
+        [(1, 50), (51, 100), (101, 120)]
+    );
 
     let stream: Vec<(u64, Cid)> = store
         .read_log(StartAt::Beginning)

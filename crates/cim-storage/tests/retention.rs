@@ -21,8 +21,14 @@ async fn dropped_events_and_objects_read_through_the_tiers_and_the_store_rebuild
     let objects = env.objects().await;
     let object = objects.put_bytes(&blob(300 * 1024, 3)).await.expect("put");
     append_events(&store, 150, 5, Some(object)).await;
-    let early: Vec<Event> =
-        store.read_log_until(StartAt::Beginning, 100).await.expect("read").map_ok(|s| s.event).try_collect().await.expect("events");
+    let early: Vec<Event> = store
+        .read_log_until(StartAt::Beginning, 100)
+        .await
+        .expect("read")
+        .map_ok(|s| s.event)
+        .try_collect()
+        .await
+        .expect("events");
 
     // Nothing is dropped before it is sealed.
     let nothing = manager.retention(false).await.expect("retention");

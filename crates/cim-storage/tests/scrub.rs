@@ -56,7 +56,8 @@ async fn a_flipped_byte_in_warm_is_repaired_from_cold_and_a_lost_segment_from_wa
         "{report:#?}"
     );
     // The copies are good again, as a plain client reads them.
-    let bytes = env.s3(TierName::Warm).get(&Path::from(object_key.as_str())).await.expect("get").bytes().await.expect("bytes");
+    let bytes =
+        env.s3(TierName::Warm).get(&Path::from(object_key.as_str())).await.expect("get").bytes().await.expect("bytes");
     assert_eq!(bytes.as_ref(), blob(200 * 1024, 9).as_slice());
     assert!(env.keys(TierName::Cold).await.contains(&segment_key));
     let clean = manager.scrub(true).await.expect("scrub");

@@ -31,8 +31,7 @@ pub struct Env {
 impl Env {
     pub async fn start() -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let (nats, warm, cold) =
-            tokio::join!(NatsServer::start(), S3Server::seaweedfs(), S3Server::s3s_fs());
+        let (nats, warm, cold) = tokio::join!(NatsServer::start(), S3Server::seaweedfs(), S3Server::s3s_fs());
         warm.create_bucket(WARM_BUCKET);
         cold.create_bucket(COLD_BUCKET);
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -70,9 +69,15 @@ impl Env {
     }
 
     pub async fn manager_with(&self, settings: StorageSettings) -> Manager {
-        Manager::open(self.nats.connect().await, self.store.clone(), settings, "test".to_owned(), StorageMetrics::default())
-            .await
-            .expect("open the manager")
+        Manager::open(
+            self.nats.connect().await,
+            self.store.clone(),
+            settings,
+            "test".to_owned(),
+            StorageMetrics::default(),
+        )
+        .await
+        .expect("open the manager")
     }
 
     pub async fn events(&self) -> EventStore {

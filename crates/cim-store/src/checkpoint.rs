@@ -219,9 +219,8 @@ impl EventStore {
     /// fails; purges already done stay done, and running it again is safe.
     pub async fn drop_before_heads(&self, checkpoint: &Checkpoint, previous: Option<&Checkpoint>) -> Result<u64> {
         let subject = format!("$JS.API.STREAM.PURGE.{}", self.names().events_stream);
-        let before: std::collections::HashMap<&str, u64> = previous
-            .map(|p| p.heads.iter().map(|h| (h.aggregate.as_str(), h.seq)).collect())
-            .unwrap_or_default();
+        let before: std::collections::HashMap<&str, u64> =
+            previous.map(|p| p.heads.iter().map(|h| (h.aggregate.as_str(), h.seq)).collect()).unwrap_or_default();
         let mut purged = 0;
         for head in &checkpoint.heads {
             if head.version <= 1 || before.get(head.aggregate.as_str()) == Some(&head.seq) {

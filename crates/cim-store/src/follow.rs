@@ -216,11 +216,8 @@ impl<S: FollowerState> Follower<S> {
             }
         };
         let target = if all { log.last_seq } else { last_seq_of(&stream, &filter).await? };
-        let deliver = if after == 0 {
-            DeliverPolicy::All
-        } else {
-            DeliverPolicy::ByStartSequence { start_sequence: after + 1 }
-        };
+        let deliver =
+            if after == 0 { DeliverPolicy::All } else { DeliverPolicy::ByStartSequence { start_sequence: after + 1 } };
         let events = ordered_events(&stream, names.clone(), filter.clone(), deliver, End::Never).await?;
         let core = Arc::new(Core {
             state: RwLock::new(init(&log)),

@@ -9,11 +9,11 @@
 //! before it, so a restore can never interleave with other writers or land
 //! at other sequences. Message ids are the event CIDs, as for every append.
 
+use async_nats::HeaderMap;
 use async_nats::header::{
     NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL, NATS_BATCH_ID, NATS_BATCH_SEQUENCE, NATS_EXPECTED_LAST_SEQUENCE,
     NATS_MESSAGE_ID,
 };
-use async_nats::HeaderMap;
 use async_nats::jetstream::message::PublishMessage;
 use cim_cid::Event;
 

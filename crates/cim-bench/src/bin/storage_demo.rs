@@ -35,7 +35,7 @@ use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
-use object_store::{ObjectStore as _, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use serde::Serialize;
 
 #[derive(Debug, Parser)]
@@ -121,7 +121,8 @@ async fn main() -> Result<()> {
     let report = report?;
     println!("{}", text(&report));
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -315,11 +316,8 @@ async fn run(args: &Args, dir: &FsPath) -> Result<Report> {
     let mut report = Report::default();
     println!("starting nats-server, SeaweedFS (warm), s3s-fs (cold) in {}", dir.display());
     let nats_dir = dir.join("nats-1");
-    let (mut nats, warm, cold) = tokio::join!(
-        NatsServer::builder().store_dir(&nats_dir).start(),
-        S3Server::seaweedfs(),
-        S3Server::s3s_fs()
-    );
+    let (mut nats, warm, cold) =
+        tokio::join!(NatsServer::builder().store_dir(&nats_dir).start(), S3Server::seaweedfs(), S3Server::s3s_fs());
     warm.create_bucket(WARM);
     cold.create_bucket(COLD);
     let tiers = Tiers {
@@ -363,7 +361,12 @@ async fn run(args: &Args, dir: &FsPath) -> Result<Report> {
         .await?;
     report.objects = cids.len() as u64;
     report.object_bytes = sizes.iter().sum();
-    println!("{} objects ({:.1} MiB) stored in {:.1}s", report.objects, report.object_bytes as f64 / MIB, started.elapsed().as_secs_f64());
+    println!(
+        "{} objects ({:.1} MiB) stored in {:.1}s",
+        report.objects,
+        report.object_bytes as f64 / MIB,
+        started.elapsed().as_secs_f64()
+    );
     let named = NamedObjects::open(objects.clone(), client.clone(), &config).await?;
     for (index, cid) in cids.iter().enumerate().step_by(10) {
         named.set(&format!("demo/object-{index}"), *cid).await?;
@@ -417,7 +420,9 @@ async fn run(args: &Args, dir: &FsPath) -> Result<Report> {
                     if n % 100 == 0 {
                         payload.insert("object".to_owned(), Ipld::Link(cids[(n as usize / 100) % cids.len()]));
                     }
-                    store.append(&aggregate, ExpectedVersion::Any, vec![NewEvent::new("Happened", Ipld::Map(payload))]).await?;
+                    store
+                        .append(&aggregate, ExpectedVersion::Any, vec![NewEvent::new("Happened", Ipld::Map(payload))])
+                        .await?;
                     n += writers;
                 }
                 anyhow::Ok(())
@@ -430,11 +435,22 @@ async fn run(args: &Args, dir: &FsPath) -> Result<Report> {
     let log = store.log_state().await?;
     report.events = log.last_seq;
     report.aggregates = log.aggregates;
-    println!("{} events in {} aggregates stored ({} appended in {:.1}s)", report.events, report.aggregates, todo, started.elapsed().as_secs_f64());
+    println!(
+        "{} events in {} aggregates stored ({} appended in {:.1}s)",
+        report.events,
+        report.aggregates,
+        todo,
+        started.elapsed().as_secs_f64()
+    );
     let before = fingerprint(client.clone()).await?;
 
     // Archive: seal + copy, timed.
-    let mut storage = ServiceProcess::start(workspace_binary("cim-storage", "cim-storage"), dir, "storage", &tiers.config(&nats, &work));
+    let mut storage = ServiceProcess::start(
+        workspace_binary("cim-storage", "cim-storage"),
+        dir,
+        "storage",
+        &tiers.config(&nats, &work),
+    );
     wait_serving(&client, "cim-storage", &storage).await?;
     let manager = cim_storage_api::Client::new(client.clone(), Duration::from_secs(7200));
     let started = Instant::now();
@@ -444,7 +460,12 @@ async fn run(args: &Args, dir: &FsPath) -> Result<Report> {
     report.segments = status.segments;
     report.segment_bytes = status.tiers[0].segment_bytes;
     report.archive_bytes = status.tiers.iter().map(|t| t.written_bytes).sum();
-    ensure!(status.sealed_through_seq == report.events, "sealed through {} of {}", status.sealed_through_seq, report.events);
+    ensure!(
+        status.sealed_through_seq == report.events,
+        "sealed through {} of {}",
+        status.sealed_through_seq,
+        report.events
+    );
     ensure!(status.tiers.iter().all(|t| t.lag_events == 0 && t.lag_objects == 0), "lag after the seal: {status:?}");
     println!(
         "sealed {} segments ({} now) and copied {} objects to both tiers in {:.1}s",
@@ -474,7 +495,9 @@ async fn run(args: &Args, dir: &FsPath) -> Result<Report> {
             .try_collect::<Vec<_>>()
             .await?;
         futures::stream::iter(sizes.iter().enumerate())
-            .map(|(i, &size)| raw_put(target.clone(), format!("raw/objects/{i}"), Bytes::from(object_bytes(i as u64, size))))
+            .map(|(i, &size)| {
+                raw_put(target.clone(), format!("raw/objects/{i}"), Bytes::from(object_bytes(i as u64, size)))
+            })
             .buffer_unordered(4)
             .try_collect::<Vec<_>>()
             .await?;
@@ -498,7 +521,12 @@ async fn run(args: &Args, dir: &FsPath) -> Result<Report> {
     println!("deleted the JetStream store {}", nats_dir.display());
     let nats = NatsServer::builder().store_dir(dir.join("nats-2")).start().await;
     let client = nats.connect().await;
-    let storage = ServiceProcess::start(workspace_binary("cim-storage", "cim-storage"), dir, "storage-2", &tiers.config(&nats, &work));
+    let storage = ServiceProcess::start(
+        workspace_binary("cim-storage", "cim-storage"),
+        dir,
+        "storage-2",
+        &tiers.config(&nats, &work),
+    );
     wait_serving(&client, "cim-storage", &storage).await?;
     let manager = cim_storage_api::Client::new(client.clone(), Duration::from_secs(120));
     let status = manager.status().await?;
