@@ -28,6 +28,7 @@ impl Manager {
     pub async fn copy_objects(&self) -> Result<Copied> {
         let _op = self.inner.ops.copy.lock().await;
         let _busy = self.busy("copy");
+        self.require_tiers().await?;
         let hot = self.inner.objects.list().await?;
         let todo: Vec<(Cid, u64)> = {
             let records = self.inner.object_records.lock().await;

@@ -424,6 +424,17 @@ impl Manager {
         }
         Ok(())
     }
+
+    /// Lists each tier once before anything is written to it, so a missing
+    /// bucket, wrong credentials or a dead endpoint is named at once (some
+    /// providers — s3s-fs — create a missing bucket's directory on a PUT,
+    /// see [`crate::quirks`]).
+    pub(crate) async fn require_tiers(&self) -> Result<()> {
+        for tier in self.tiers() {
+            tier.check().await?;
+        }
+        Ok(())
+    }
 }
 
 /// The API's view of a manifest.

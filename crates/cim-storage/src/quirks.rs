@@ -11,6 +11,10 @@
 //!   in page sizes and in whether a listing is consistent right after a
 //!   write, so nothing is concluded from a listing alone: an item counts
 //!   once it was read back and hashed.
+//! - **Missing buckets.** s3s-fs stores objects as files and creates a
+//!   missing bucket's directory on a PUT instead of answering
+//!   `NoSuchBucket`; its listing does refuse a missing bucket. So seal and
+//!   copy list every tier once before writing (`require_tiers`).
 //! - **Error codes.** A missing bucket is a 404 like a missing key
 //!   (`NoSuchBucket` vs `NoSuchKey`), bad credentials are 403
 //!   (`InvalidAccessKeyId`, `SignatureDoesNotMatch`, `AccessDenied`), a full

@@ -69,6 +69,7 @@ impl Manager {
         let _op = self.inner.ops.seal.lock().await;
         let _busy = self.busy("seal");
         self.require_hot_complete().await?;
+        self.require_tiers().await?;
         let mut sealed = Vec::new();
         if let Some(info) = self.resume_pending().await? {
             sealed.push(info);

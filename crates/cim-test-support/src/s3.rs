@@ -137,7 +137,12 @@ impl S3Server {
                     .arg(format!("-volume.port.grpc={}", p[5]))
                     .arg(format!("-filer.port={}", p[6]))
                     .arg(format!("-filer.port.grpc={}", p[7]))
-                    .args(["-s3.port.iceberg=0", "-s3.autoCreateBucket=false", "-master.volumeSizeLimitMB=1024"])
+                    .args([
+                        "-s3.port.iceberg=0",
+                        "-s3.port.lance=0",
+                        "-s3.autoCreateBucket=false",
+                        "-master.volumeSizeLimitMB=1024",
+                    ])
                     .arg(format!("-s3.config={}", config.display()));
                 command
             }
