@@ -40,16 +40,23 @@ pub async fn read_item(session: &Session, kind: ItemKind, cid: &Cid) -> anyhow::
             bytes.extend_from_slice(chunk);
             Ok(())
         });
-        remote.check(result.await, |_| None).with_context(|| format!("reading {kind} {cid} from the tiers"))?;
+        let source = tier.map_or("the first tier that answered".to_owned(), |t| format!("the {t} tier"));
+        if let Err(error) = remote.check(result.await, |_| None) {
+            last = Some(error.context(format!("reading it from {source}")));
+            continue;
+        }
         let mut hasher = RawHasher::default();
         hasher.update(&bytes);
         let actual = cim_cid::cid_from_digest(cid.codec(), &hasher.digest());
         if actual == *cid {
             return Ok(bytes);
         }
-        last = Some(anyhow!("{kind} {cid} read from the tiers hashes to {actual}"));
+        last = Some(anyhow!("the copy on {source} ({} bytes) hashes to {actual}", bytes.len()));
     }
-    Err(last.expect("tried").context("no tier gave an intact copy"))
+    Err(crate::exit::problems(format!(
+        "no tier gave an intact copy of {kind} {cid}: {:#}; nothing was written (`cim storage scrub` repairs a tier from a good copy)",
+        last.expect("tried")
+    )))
 }
 
 /// Copies an object from the tiers into `output`, verified as it streams:

@@ -12,5 +12,6 @@ mod crosscheck;
 mod embedded;
 mod nats_config;
 mod registry;
+mod storage;
 mod store;
 mod units;
