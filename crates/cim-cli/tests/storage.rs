@@ -167,7 +167,7 @@ async fn archive_lose_hot_restore_verified_and_damaged_copies_refused() {
     let cold_file = tiers.cold.object_file(COLD_BUCKET, &format!("segments/{segment}")).unwrap();
     assert_eq!(std::fs::read(&cold_file).unwrap(), original, "cold holds the same bytes");
     std::fs::write(&cold_file, &original[..original.len() - 7]).unwrap();
-    second.cim(&["restore"]).fails(3, &format!("no tier gave an intact copy of segment {segment}"));
+    second.cim(&["restore"]).fails(3, &format!("no tier gave an intact copy of segments {segment}"));
     let (events_after, objects_after, _) = second.counts(&second.namespace);
     assert_eq!((events_after, objects_after), (0, 0), "a refused restore writes nothing");
 
