@@ -34,14 +34,8 @@ impl Manager {
             let records = self.inner.object_records.lock().await;
             self.inner.hot_objects.store(hot.len() as u64, Ordering::Relaxed);
             for (slot, tier) in TierName::ALL.into_iter().enumerate() {
-                let lag = hot
-                    .iter()
-                    .filter(|m| {
-                        !records
-                            .get(&m.cid.to_string())
-                            .is_some_and(|r| r.verified.get(&tier).is_some_and(|&us| us > 0))
-                    })
-                    .count();
+                let lag =
+                    hot.iter().filter(|m| records.get(&m.cid.to_string()).is_none_or(|r| !r.verified_on(tier))).count();
                 self.inner.lag_objects[slot].store(lag as u64, Ordering::Relaxed);
             }
             hot.iter()
@@ -91,12 +85,8 @@ impl Manager {
         let records = self.inner.object_records.lock().await;
         self.inner.hot_objects.store(hot.len() as u64, Ordering::Relaxed);
         for (slot, tier) in TierName::ALL.into_iter().enumerate() {
-            let lag = hot
-                .iter()
-                .filter(|m| {
-                    !records.get(&m.cid.to_string()).is_some_and(|r| r.verified.get(&tier).is_some_and(|&us| us > 0))
-                })
-                .count();
+            let lag =
+                hot.iter().filter(|m| records.get(&m.cid.to_string()).is_none_or(|r| !r.verified_on(tier))).count();
             self.inner.lag_objects[slot].store(lag as u64, Ordering::Relaxed);
         }
     }

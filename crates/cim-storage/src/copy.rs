@@ -62,11 +62,13 @@ pub async fn ensure_on(
 ) -> Result<Ensured> {
     // A large item: ask first (multipart uploads cannot be conditional).
     let small = size <= single_put_max;
-    if !small && let Some(found) = tier.head(key).await? {
-        if found == size && verify(tier, kind, key, cid).await?.is_ok() {
-            tier.counters().skipped_present.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(Ensured::Present);
-        }
+    if !small
+        && let Some(found) = tier.head(key).await?
+        && found == size
+        && verify(tier, kind, key, cid).await?.is_ok()
+    {
+        tier.counters().skipped_present.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Ok(Ensured::Present);
     }
     let written = if small {
         let bytes = read_all(source, kind, key, cid, size).await?;

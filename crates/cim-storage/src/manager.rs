@@ -167,10 +167,9 @@ impl Manager {
             }),
         };
         manager.load_archive(segments).await?;
-        if manager.inner.object_records.lock().await.is_empty() {
-            if let Err(error) = manager.adopt_objects().await {
-                warn!(%error, "cannot list the objects on the tiers now");
-            }
+        let no_records = manager.inner.object_records.lock().await.is_empty();
+        if no_records && let Err(error) = manager.adopt_objects().await {
+            warn!(%error, "cannot list the objects on the tiers now");
         }
         manager.update_gauges().await;
         Ok(manager)

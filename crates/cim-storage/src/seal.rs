@@ -312,7 +312,7 @@ impl Manager {
         let source = Source::Hot(self.inner.objects.clone());
         let single = self.inner.settings.copy.single_put_max_bytes;
         let known = self.inner.object_records.lock().await.get(&cid.to_string()).cloned().unwrap_or_default();
-        let need = |tier: TierName| !known.verified.get(&tier).is_some_and(|&us| us > 0);
+        let need = |tier: TierName| !known.verified_on(tier);
         let (warm, cold) = (self.tier(TierName::Warm), self.tier(TierName::Cold));
         let (w, c) = futures::try_join!(
             async {

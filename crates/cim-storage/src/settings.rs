@@ -7,7 +7,7 @@ use cim_runtime::{Invalid, Settings};
 use serde::{Deserialize, Serialize};
 
 /// `[storage]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
     /// `[storage.warm]`: the NAS (MinIO-like).
@@ -27,21 +27,6 @@ pub struct StorageSettings {
     /// Local directory for segments being built (default: the system's
     /// temporary directory).
     pub work_dir: Option<PathBuf>,
-}
-
-impl Default for StorageSettings {
-    fn default() -> Self {
-        Self {
-            warm: TierSettings::default(),
-            cold: TierSettings::default(),
-            seal: SealPolicy::default(),
-            copy: CopyPolicy::default(),
-            scrub: ScrubPolicy::default(),
-            retention: RetentionPolicy::default(),
-            gc: GcPolicy::default(),
-            work_dir: None,
-        }
-    }
 }
 
 /// One S3 tier. Credentials are read from files (`access_key_file`,

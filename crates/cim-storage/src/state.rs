@@ -79,9 +79,14 @@ pub struct ObjectRecord {
 }
 
 impl ObjectRecord {
+    /// Whether it was verified on `tier`.
+    pub fn verified_on(&self, tier: TierName) -> bool {
+        self.verified.get(&tier).is_some_and(|&us| us > 0)
+    }
+
     /// Whether it was verified on both tiers.
     pub fn verified_on_both(&self) -> bool {
-        TierName::ALL.iter().all(|tier| self.verified.get(tier).is_some_and(|&us| us > 0))
+        TierName::ALL.into_iter().all(|tier| self.verified_on(tier))
     }
 }
 
@@ -214,7 +219,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Bytes of hex.
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()

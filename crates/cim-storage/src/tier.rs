@@ -390,7 +390,7 @@ impl Tier {
     /// Every item of `kind`, by key order.
     pub async fn list(&self, kind: ItemKind) -> Result<Vec<Listed>> {
         let prefix = self.path(kind.as_str());
-        let strip = format!("{}", self.inner.prefix);
+        let strip = self.inner.prefix.to_string();
         let mut listing = self.inner.store.list(Some(&prefix));
         let mut items = Vec::new();
         while let Some(meta) = listing.next().await {
