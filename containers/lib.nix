@@ -10,7 +10,8 @@
 #   password file itself is never visible inside, and its ownership does not
 #   matter to the user namespace;
 # - the component's module enabled inside, talking to NATS on the host address;
-# - started at boot, after NATS.
+# - started at boot, after NATS and the provisioning of the store (the
+#   component only attaches to its streams and buckets).
 {
   # Attribute under services.cim (components.toml's name).
   name,
@@ -127,11 +128,16 @@ in
       };
     };
 
-    # The password file must exist (cim-secrets creates it) and NATS should
-    # be up before the component starts.
+    # The password file must exist (cim-secrets creates it), NATS should be
+    # up and the store provisioned (the component only attaches to its
+    # streams and buckets) before the component starts.
     systemd.services."container@${container}" = {
-      wants = [ "nats.service" ];
-      after = [ "nats.service" ] ++ lib.optional host.secrets.generate "cim-secrets.service";
+      wants = [ "nats.service" ] ++ lib.optional host.provision.enable "cim-provision.service";
+      after = [
+        "nats.service"
+      ]
+      ++ lib.optional host.secrets.generate "cim-secrets.service"
+      ++ lib.optional host.provision.enable "cim-provision.service";
     };
   };
 }

@@ -12,10 +12,12 @@ let
   craneLib = crane.mkLib pkgs;
 
   # Cargo manifests, the lock file, .cargo/config.toml and every .rs file,
-  # and components.toml (cim-deploy embeds it).
+  # components.toml (cim-deploy embeds it) and the templates of `cargo xtask
+  # new-component` (xtask embeds them).
   cargoSources = lib.fileset.unions [
     (craneLib.fileset.commonCargoSources root)
     (root + "/components.toml")
+    (root + "/xtask/templates")
   ];
   src = lib.fileset.toSource {
     inherit root;

@@ -1,7 +1,14 @@
 # What every test node and script shares.
-{ self, nixosModules }:
+{
+  self,
+  nixosModules,
+  lib,
+}:
 let
   components = (builtins.fromTOML (builtins.readFile ../components.toml)).components;
+  described = import ../modules/lib/components.nix { inherit lib; };
+  # The test hosts keep the default namespace.
+  namespace = "cim";
 
   # Gives a container the tools the scripts run inside it.
   containerTools =
@@ -37,6 +44,13 @@ in
 
   # components.toml's components (name -> description).
   inherit components;
+
+  # tests/permission-matrix.json expanded for every component user (user ->
+  # checks); the store's streams (store -> stream) and those of the
+  # components' buckets.
+  permissionMatrix = import ./permission-matrix.nix { inherit lib; } namespace;
+  streams = described.streams namespace;
+  bucketStreams = map (b: "KV_${namespace}-${b}") (lib.attrNames described.buckets);
 
   # The host node of the suites that run every component, each in its
   # container with those tools.

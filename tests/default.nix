@@ -10,7 +10,10 @@
   nixosModules,
 }:
 let
-  common = import ./common.nix { inherit self nixosModules; };
+  common = import ./common.nix {
+    inherit self nixosModules;
+    inherit (pkgs) lib;
+  };
   runTest =
     file:
     pkgs.testers.runNixOSTest {

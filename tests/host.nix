@@ -1,6 +1,7 @@
 # The host alone: NATS healthy with JetStream flushing before every
 # acknowledgement, passwords generated outside the store, the store
-# provisioned by cim-provision, and no way in without a valid user.
+# provisioned by cim-provision (the store's and every component's
+# buckets), and no way in without a valid user.
 { common }:
 {
   name = "cim-host";
@@ -41,6 +42,9 @@
         jsz = json.loads(host.succeed("curl -sf 'http://127.0.0.1:8222/jsz?accounts=true&streams=true'"))
         streams = {s["name"] for a in jsz["account_details"] for s in a.get("stream_detail", [])}
         assert {"CIM_EVENTS", "OBJ_cim-objects", "KV_cim-names"} <= streams, streams
+        # Every component's KV bucket too: components only attach to them.
+        buckets = {f"KV_cim-{b}" for c in COMPONENTS.values() for b in c["buckets"]}
+        assert buckets <= streams, (buckets, streams)
         status = json.loads(host.succeed("cim-admin --json status"))
         assert status["events"]["stream"] == "CIM_EVENTS", status
         assert status["objects"]["bucket"] == "cim-objects", status

@@ -1,8 +1,10 @@
 # The operator's `cim` on the host, and cim-provision.service, which creates
-# (or checks) the store's event stream, object bucket and names bucket with
-# their exact configuration by opening the store as the admin user:
-# `cim status` opens all three (crates/cim-cli/src/session.rs) and prints them.
-# The components create their own buckets when they start.
+# (or checks and adapts) the store's event stream, object bucket and names
+# bucket and every component's KV bucket with their exact configuration, as
+# the admin user: `cim provision` (crates/cim-deploy/src/provision.rs, the
+# buckets from components.toml). Components only attach to them: their NATS
+# users may not create or change streams (docs/spec/permissions.md), so they
+# start after it (containers/lib.nix, modules/lib/component.nix).
 {
   config,
   lib,
@@ -40,10 +42,12 @@ in
     type = lib.types.bool;
     default = true;
     description = ''
-      Run `cim-provision.service` after NATS starts: it opens the store as
-      the admin user, which creates the event stream and the object and
-      names buckets if they are missing (and checks them if not), and logs
-      `cim status`.
+      Run `cim-provision.service` after NATS starts: `cim provision` as the
+      admin user creates the event stream, the object and names buckets and
+      every component's KV bucket if they are missing (and checks and
+      adapts them if not). The components only attach to them and start
+      after it; without it, provision the store otherwise before they start.
+
     '';
   };
 
@@ -64,7 +68,7 @@ in
         RemainAfterExit = true;
         DynamicUser = true;
         LoadCredential = [ "nats-password:${cfg.users.admin.passwordFile}" ];
-        ExecStart = "${cfg.package}/bin/cim --config ${provisionConfig} status";
+        ExecStart = "${cfg.package}/bin/cim --config ${provisionConfig} provision";
         # NATS is Type=simple: it may not listen yet on the first try.
         Restart = "on-failure";
         RestartSec = 2;

@@ -56,8 +56,16 @@ let
       unchecked;
 
   # NATS on this machine (the host module, or services.nats by hand): start
-  # after it. In a container NATS is on the host and not ours to order.
+  # after it, and after the provisioning of the store if the host module
+  # runs it here (the component only attaches to its streams and buckets;
+  # ordering after a unit that does not exist is a no-op). In a container
+  # NATS is on the host and not ours to order.
   natsLocal = config.services.nats.enable;
+  # Ordered after (not wanting: cim-provision.service is the host module's).
+  localUnits = [
+    "nats.service"
+    "cim-provision.service"
+  ];
 
   # Keys of [nats] that name secret files (docs/services.md).
   secretKeys = [
@@ -232,7 +240,7 @@ in
       documentation = [ "https://github.com/cim-project/cim/blob/main/docs/services.md" ];
       wantedBy = [ "multi-user.target" ];
       wants = [ "network-online.target" ] ++ lib.optional natsLocal "nats.service";
-      after = [ "network-online.target" ] ++ lib.optional natsLocal "nats.service";
+      after = [ "network-online.target" ] ++ lib.optionals natsLocal localUnits;
       serviceConfig = hardening // {
         Type = "exec";
         ExecStart = "${cfg.package}/bin/${binary} --config ${cfg.configFile}";

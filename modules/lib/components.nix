@@ -9,6 +9,10 @@
 #   users NAMESPACE     NATS user -> { publish, subscribe, allowResponses }:
 #                       the admin and every component, for that namespace
 #   streams NAMESPACE   store -> stream name ([stores])
+#   buckets             bucket -> { name, owner, description, history,
+#                       ttl_secs, per_key_ttl_markers_secs } ([buckets]:
+#                       what provisioning creates; checked here as by
+#                       crates/cim-deploy)
 { lib }:
 let
   file = ../../components.toml;
@@ -57,6 +61,57 @@ let
 
   stores = toml.stores or (fail "no [stores]");
 
+  # [buckets.<name>]: every bucket a component lists has its table, every
+  # table belongs to exactly one component, every key is there and known.
+  bucketKeys = {
+    description = [ builtins.isString "a string" ];
+    history = [ (v: builtins.isInt v && v >= 1 && v <= 64) "an integer 1-64" ];
+    ttl_secs = [ (v: builtins.isInt v && v >= 0) "a number of seconds" ];
+    per_key_ttl_markers_secs = [ (v: builtins.isInt v && v >= 0) "a number of seconds" ];
+  };
+  bucketTables = toml.buckets or { };
+  listedBuckets = lib.concatMap (c: map (bucket: { inherit bucket; owner = c.name; }) c.buckets) (lib.attrValues checked);
+  checkBucket =
+    { bucket, owner }:
+    let
+      b = bucketTables.${bucket} or (fail "component `${owner}` lists bucket `${bucket}`, which has no [buckets.${bucket}] table");
+      missing = lib.filter (k: !(b ? ${k})) (lib.attrNames bucketKeys);
+      unknown = lib.attrNames (removeAttrs b (lib.attrNames bucketKeys));
+      wrong = lib.filter (k: !((lib.head bucketKeys.${k}) b.${k})) (lib.attrNames bucketKeys);
+    in
+    if builtins.match "[a-z][a-z0-9_-]*" bucket == null then
+      fail "component `${owner}`: bucket `${bucket}` is not [a-z0-9_-] starting with a letter"
+    else if lib.elem bucket [ "objects" "names" ] then
+      fail "component `${owner}`: bucket `${bucket}` is the store's own (`<namespace>-${bucket}`)"
+    else if lib.count (l: l.bucket == bucket) listedBuckets > 1 then
+      fail "bucket `${bucket}` is listed by two components"
+    else if missing != [ ] then
+      fail "[buckets.${bucket}] lacks ${lib.concatStringsSep ", " missing}"
+    else if unknown != [ ] then
+      fail "[buckets.${bucket}] has unknown keys: ${lib.concatStringsSep ", " unknown}"
+    else if wrong != [ ] then
+      let
+        k = lib.head wrong;
+      in
+      fail "[buckets.${bucket}]: `${k}` must be ${lib.elemAt bucketKeys.${k} 1}"
+    else
+      {
+        name = bucket;
+        value = b // {
+          name = bucket;
+          inherit owner;
+        };
+      };
+  buckets =
+    let
+      owned = lib.listToAttrs (map checkBucket listedBuckets);
+      orphans = lib.attrNames (removeAttrs bucketTables (lib.attrNames owned));
+    in
+    if orphans != [ ] then
+      fail "[buckets.${lib.head orphans}] belongs to no component (none lists it in `buckets`)"
+    else
+      owned;
+
   unique =
     key:
     let
@@ -66,18 +121,20 @@ let
     if dup == [ ] then true else fail "two components have the same ${key}: ${toString (lib.head dup)}";
 
   checked = lib.mapAttrs checkComponent (toml.components or (fail "no [components.<name>]"));
-  components = builtins.seq (lib.all unique [
-    "package"
-    "user"
-    "http_port"
-    "address"
-    "service"
-  ]) (
-    if lib.any (c: c.user == admin.user) (lib.attrValues checked) then
-      fail "a component's user is the admin's, `${admin.user}`"
-    else
-      checked
-  );
+  components =
+    assert lib.all unique [
+      "package"
+      "user"
+      "http_port"
+      "address"
+      "service"
+    ];
+    builtins.seq buckets (
+      if lib.any (c: c.user == admin.user) (lib.attrValues checked) then
+        fail "a component's user is the admin's, `${admin.user}`"
+      else
+        checked
+    );
 
   # Replaces each `{key}` of `vars` in `template`; any placeholder left over
   # is unknown.
@@ -194,7 +251,12 @@ let
     // lib.listToAttrs (map componentUser (lib.attrValues components));
 in
 {
-  inherit components users streams;
+  inherit
+    components
+    users
+    streams
+    buckets
+    ;
   names = lib.attrNames components;
   adminUser = admin.user;
 }

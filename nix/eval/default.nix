@@ -85,6 +85,9 @@ let
         account = config.services.cim.host.account;
         cli = config.services.cim.host.internal.cli;
         names = config.services.cim.host.names;
+        # tests/permission-matrix.json expanded for the host's namespace:
+        # the checks the live check and tests/permissions.nix run.
+        permissionMatrix = import ../../tests/permission-matrix.nix { inherit lib; } config.services.cim.host.namespace;
       };
     };
 

@@ -18,6 +18,16 @@ client sees:
                                  (permissions violation), 1 if it allowed it
     denied-subscribe SUBJECT     the same for a subscription
     allowed-publish SUBJECT      exit 0 if the server accepts the publish
+    matrix CHECKS [--watch STREAM]...
+                                 run a list of checks (JSON: [{"check",
+                                 "subject", "body", "why"}, ...], check one
+                                 of the three above or "request") over one
+                                 connection, one by one, each publish a
+                                 request acted on if let through; with
+                                 --watch, the stream's message count and
+                                 configuration (STREAM.INFO) must be the
+                                 same before and after each; print each;
+                                 exit 0 if all hold, 1 otherwise
     put-object BUCKET FILE       store FILE in a JetStream object store bucket
                                  under its raw CID (as cim-store names
                                  objects, docs/spec/jetstream.md §2); print it
@@ -192,6 +202,95 @@ async def check_subscribe(nc, args, errors):
     return report(errors, args.subject, f"subscription to {args.subject}", True)
 
 
+async def stream_counts(nc, streams, timeout):
+    """Each watched stream's message count and configuration, read with
+    STREAM.INFO over this connection (a stream the user reads)."""
+    state = {}
+    for stream in streams:
+        msg = await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"{}", timeout=timeout)
+        info = json.loads(msg.data)
+        if "error" in info:
+            raise Refused(EXIT_PERMISSION, f"cannot watch {stream}: {info['error']}")
+        state[stream] = (info["state"]["messages"], json.dumps(info["config"], sort_keys=True))
+    return state
+
+
+async def attempt(nc, check, errors, timeout):
+    """One check's publish or subscription, as an attacker would make it: a
+    publish is a request (reply on the probe's own inbox), so what the
+    server lets through is acted on. Returns once the server has refused it
+    or, for an allowed JetStream API request, answered it."""
+    kind, subject = check["check"], check["subject"]
+    if kind == "denied-subscribe":
+        sub = await nc.subscribe(subject)
+        await nc.flush(timeout=timeout)
+        await asyncio.sleep(0.02)
+        if not violation(errors, subject):
+            await sub.unsubscribe()
+        return
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish(subject, check.get("body", "").encode(), reply=inbox)
+    # The server answers a refused publish with -ERR before the PONG of the
+    # flush, and nats-py runs the error callback as it reads it.
+    await nc.flush(timeout=timeout)
+    await asyncio.sleep(0.02)
+    if not violation(errors, subject) and subject.startswith("$JS.API."):
+        try:
+            await sub.next_msg(timeout=timeout)
+        except TimeoutError:
+            pass
+    await sub.unsubscribe()
+
+
+async def matrix(nc, args, errors):
+    """Runs a list of checks over one connection, one after the other. With
+    --watch, the message counts and configurations of those streams are read
+    before and after every attempt, and a check holds only if they did not
+    change."""
+    checks = json.loads(args.checks)
+    kinds = {"denied-publish", "allowed-publish", "denied-subscribe", "request"}
+    unknown = [c.get("check") for c in checks if c.get("check") not in kinds]
+    if unknown:
+        print(f"unknown checks: {unknown}", file=sys.stderr)
+        return 1
+    watched = args.watch or []
+    failed = 0
+    for check in checks:
+        kind, subject, why = check["check"], check["subject"], check.get("why", "")
+        before = await stream_counts(nc, watched, args.timeout)
+        if kind == "request":
+            try:
+                msg = await nc.request(subject, check.get("body", "{}").encode(), timeout=args.timeout)
+                ok = status(msg) != "503" and not (msg.headers and "Nats-Service-Error" in msg.headers)
+                outcome = "answered" if ok else f"refused: {msg.data[:200]!r}"
+            except (NoRespondersError, TimeoutError) as err:
+                ok, outcome = False, f"no answer ({type(err).__name__})"
+        else:
+            await attempt(nc, check, errors, args.timeout)
+            denied = violation(errors, subject)
+            ok = bool(denied) == (kind != "allowed-publish")
+            outcome = "denied" if denied else "allowed"
+        after = await stream_counts(nc, watched, args.timeout)
+        changed = [
+            f"{s}: {before[s][0]} -> {after[s][0]} messages" + (", configuration changed" if before[s][1] != after[s][1] else "")
+            for s in watched
+            if before[s] != after[s]
+        ]
+        if changed:
+            ok = False
+            outcome += "; " + "; ".join(changed)
+        failed += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {kind} {subject}: {outcome} ({why})")
+    counts = ", ".join(f"{s} {n} messages" for s, (n, _) in (await stream_counts(nc, watched, args.timeout)).items())
+    print(
+        f"{len(checks) - failed} of {len(checks)} checks hold"
+        + (f" ({counts}, counted before and after each)" if watched else "")
+        + (f", {failed} FAIL" if failed else "")
+    )
+    return 1 if failed else 0
+
+
 def raw_cid(data):
     """CIDv1, codec raw (0x55), sha2-256, base32 lower case: `bafkrei...`."""
     binary = bytes([0x01, 0x55, 0x12, 0x20]) + hashlib.sha256(data).digest()
@@ -233,6 +332,8 @@ async def run(args):
             return await check_publish(nc, args, errors, True)
         if args.command == "allowed-publish":
             return await check_publish(nc, args, errors, False)
+        if args.command == "matrix":
+            return await matrix(nc, args, errors)
         if args.command == "put-object":
             return await put_object(nc, args)
         if args.command == "denied-subscribe":
@@ -262,6 +363,11 @@ def main():
         sub = commands.add_parser(name)
         sub.add_argument("subject")
         sub.add_argument("body", nargs="?", default="")
+    matrix_cmd = commands.add_parser("matrix")
+    matrix_cmd.add_argument("checks", help="the checks as JSON")
+    matrix_cmd.add_argument(
+        "--watch", action="append", metavar="STREAM", help="a stream whose message count must not change (repeatable)"
+    )
     put_cmd = commands.add_parser("put-object")
     put_cmd.add_argument("bucket")
     put_cmd.add_argument("file")

@@ -8,11 +8,12 @@ use std::process::{Command, Stdio};
 use anyhow::{Result, bail};
 
 use crate::cmd::run;
-use crate::{nix, tools};
+use crate::{layering, new_component, nix, tools};
 
-/// Installs the tools, then runs the doc tests, the other Rust tests and the
-/// Nix checks. Every step runs even when an earlier one fails; the result fails
-/// if any did.
+/// Installs the tools, then runs rustfmt's check, the layering check, clippy
+/// (warnings denied), the doc tests, the other Rust tests, the Nix checks and
+/// the new-component check. Every step runs even when an earlier one fails;
+/// the result fails if any did.
 pub fn run_all(root: &Path) -> Result<()> {
     tools::install(root)?;
     let mut failed = Vec::new();
@@ -28,6 +29,10 @@ pub fn run_all(root: &Path) -> Result<()> {
         command.args(args).current_dir(root).env("CIM_NATS_SERVER", &nats_server);
         command
     };
+    // The quick checks first; then the builds.
+    step("rustfmt", run(&mut cargo(&["fmt", "--all", "--check"])));
+    step("layering", layering::run(root));
+    step("clippy", run(&mut cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])));
     // Neither runner below runs doc tests. They go first so that the output
     // ends with the main runner's summary, which is what CI reads.
     step("doc tests", run(&mut cargo(&["test", "--doc", "--workspace", "--no-fail-fast"])));
@@ -37,6 +42,7 @@ pub fn run_all(root: &Path) -> Result<()> {
         step("tests", run(&mut cargo(&["test", "--workspace", "--all-targets", "--no-fail-fast"])));
     }
     step("nix checks", nix::checks(root, nix::Options::default()));
+    step("new component", new_component::try_in_scratch(root, new_component::SCRATCH_NAME, None));
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));
     }

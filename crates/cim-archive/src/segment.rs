@@ -94,7 +94,8 @@ fn decode_checked<T>(what: &'static str, cid: &Cid, bytes: &[u8], format: &str, 
 where
     T: serde::de::DeserializeOwned + Serialize,
 {
-    let invalid = |reason: String| Error::InvalidBlock { cid: *cid, offset: 0, reason: format!("not a {what}: {reason}") };
+    let invalid =
+        |reason: String| Error::InvalidBlock { cid: *cid, offset: 0, reason: format!("not a {what}: {reason}") };
     if cid.codec() != DAG_CBOR {
         return Err(invalid("its CID is not dag-cbor".to_owned()));
     }
@@ -165,7 +166,11 @@ impl NamesSnapshot {
     pub fn decode(cid: &Cid, bytes: &[u8]) -> Result<Self> {
         let snapshot: Self = decode_checked("names snapshot", cid, bytes, NAMES_FORMAT, |n: &Self| &n.format)?;
         if snapshot.names.windows(2).any(|pair| pair[0].name >= pair[1].name) {
-            return Err(Error::InvalidBlock { cid: *cid, offset: 0, reason: "names not sorted or repeated".to_owned() });
+            return Err(Error::InvalidBlock {
+                cid: *cid,
+                offset: 0,
+                reason: "names not sorted or repeated".to_owned(),
+            });
         }
         Ok(snapshot)
     }
@@ -180,7 +185,9 @@ pub fn check_chain(chain: &[(Cid, SegmentManifest)]) -> Result<()> {
     let mut expected_prev = None;
     let mut next_seq = 1;
     for (position, (cid, manifest)) in chain.iter().enumerate() {
-        let broken = |what: String| Error::ManifestMismatch(format!("segment manifest {cid} (index {}): {what}", manifest.index));
+        let broken = |what: String| {
+            Error::ManifestMismatch(format!("segment manifest {cid} (index {}): {what}", manifest.index))
+        };
         if manifest.index != position as u64 {
             return Err(broken(format!("is at position {position} of the chain")));
         }
@@ -199,7 +206,11 @@ pub fn check_chain(chain: &[(Cid, SegmentManifest)]) -> Result<()> {
             )));
         }
         if manifest.last_seq - manifest.first_seq + 1 != manifest.events {
-            return Err(broken(format!("claims {} events for {} sequences", manifest.events, manifest.last_seq - manifest.first_seq + 1)));
+            return Err(broken(format!(
+                "claims {} events for {} sequences",
+                manifest.events,
+                manifest.last_seq - manifest.first_seq + 1
+            )));
         }
         expected_prev = Some(*cid);
         next_seq = manifest.last_seq + 1;
@@ -273,7 +284,10 @@ impl SegmentBuilder {
         if seq != self.next_seq {
             return Err(Error::Malformed {
                 offset: self.body_bytes,
-                reason: format!("segment events must have consecutive sequences: expected {}, got {seq}", self.next_seq),
+                reason: format!(
+                    "segment events must have consecutive sequences: expected {}, got {seq}",
+                    self.next_seq
+                ),
             });
         }
         let before = cid.encoded_len() as u64 + bytes.len() as u64;
@@ -304,8 +318,13 @@ impl SegmentBuilder {
         }
         self.body.flush().await.map_err(Error::io("writing a segment"))?;
         let last_seq = self.next_seq - 1;
-        let header =
-            SegmentHeader { format: SEGMENT_FORMAT.to_owned(), namespace: self.namespace, first_seq: self.first_seq, last_seq, events: self.cids };
+        let header = SegmentHeader {
+            format: SEGMENT_FORMAT.to_owned(),
+            namespace: self.namespace,
+            first_seq: self.first_seq,
+            last_seq,
+            events: self.cids,
+        };
         let (header_cid, header_bytes) = cim_cid::encode_dag_cbor(&header)?;
         let mut start = Vec::new();
         car::write_header(&mut start, &[header_cid]).await.map_err(Error::io("encoding a segment"))?;
@@ -386,13 +405,22 @@ pub async fn read_segment(bytes: &[u8], expected: Option<&Cid>) -> Result<ReadSe
     }
     let (mut reader, roots) = CarReader::open(bytes, bytes.len() as u64).await?;
     let [root] = roots.as_slice() else {
-        return Err(Error::Malformed { offset: 0, reason: format!("a segment has one root, this one {}", roots.len()) });
+        return Err(Error::Malformed {
+            offset: 0,
+            reason: format!("a segment has one root, this one {}", roots.len()),
+        });
     };
     let Some(first) = reader.next_block().await? else {
-        return Err(Error::Truncated { offset: reader.offset(), what: "a segment without its header block".to_owned() });
+        return Err(Error::Truncated {
+            offset: reader.offset(),
+            what: "a segment without its header block".to_owned(),
+        });
     };
     if first.cid != *root {
-        return Err(Error::Malformed { offset: first.offset, reason: format!("the first block is {}, not the root {root}", first.cid) });
+        return Err(Error::Malformed {
+            offset: first.offset,
+            reason: format!("the first block is {}, not the root {root}", first.cid),
+        });
     }
     let header_bytes = reader.read(&first).await?;
     let header = SegmentHeader::decode(root, &header_bytes)?;
@@ -412,12 +440,18 @@ pub async fn read_segment(bytes: &[u8], expected: Option<&Cid>) -> Result<ReadSe
             });
         }
         let data = reader.read(&block).await?;
-        let event = Event::from_block(cid, &data)
-            .map_err(|e| Error::InvalidBlock { cid: *cid, offset: block.offset, reason: e.to_string() })?;
+        let event = Event::from_block(cid, &data).map_err(|e| Error::InvalidBlock {
+            cid: *cid,
+            offset: block.offset,
+            reason: e.to_string(),
+        })?;
         events.push((header.first_seq + index as u64, event));
     }
     if let Some(extra) = reader.next_block().await? {
-        return Err(Error::Malformed { offset: extra.offset, reason: format!("block {} after the segment's last event", extra.cid) });
+        return Err(Error::Malformed {
+            offset: extra.offset,
+            reason: format!("block {} after the segment's last event", extra.cid),
+        });
     }
     Ok(ReadSegment { header_cid: *root, header, events })
 }

@@ -19,9 +19,9 @@ pub struct Store {
 impl Store {
     pub async fn open(server: &NatsServer, namespace: &str) -> Self {
         let config = StoreConfig::with_namespace(namespace);
-        let events = EventStore::open(server.connect().await, config.clone()).await.unwrap();
-        let objects = ObjectStore::open(server.connect().await, &config).await.unwrap();
-        let named = NamedObjects::open(objects.clone(), server.connect().await, &config).await.unwrap();
+        let events = EventStore::provision(server.connect().await, config.clone()).await.unwrap();
+        let objects = ObjectStore::provision(server.connect().await, &config).await.unwrap();
+        let named = NamedObjects::provision(objects.clone(), server.connect().await, &config).await.unwrap();
         Self { events, objects, named }
     }
 

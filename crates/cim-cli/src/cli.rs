@@ -7,7 +7,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::{
     config_cmd, dag_cmd, demo, events_cmd, export, import, nats_config_cmd, objects_cmd, registry_cmd, server_cmd,
-    storage_cmd, units_cmd, verify_cmd,
+    storage_cmd, units_cmd, up, verify_cmd,
 };
 
 /// The CIM operator's tool: events, objects, the MerkleDAG, verification and
@@ -56,6 +56,9 @@ pub struct GlobalArgs {
 pub enum Command {
     #[command(flatten)]
     Store(StoreCommand),
+    /// Run the whole stack until Ctrl-C: the embedded nats-server with a user per
+    /// component, and every component of components.toml, supervised.
+    Up(up::UpArgs),
     /// Run the embedded nats-server in the foreground until Ctrl-C.
     Server(server_cmd::ServerArgs),
     /// Check a configuration file without connecting.
@@ -86,6 +89,9 @@ pub enum StoreCommand {
     Import(import::ImportArgs),
     /// Show the server, the store's streams and buckets, counts and sizes.
     Status,
+    /// Create (or check and adapt) the store's stream and buckets and every
+    /// component's KV bucket, as the admin: components only attach to them.
+    Provision,
     /// Show what CIM does: append linked events, store objects, verify, export a CAR.
     Demo(demo::DemoArgs),
     /// Units of information through the Information Unit System (cim-ius must be running).

@@ -1,6 +1,8 @@
 //! `cim demo`: what CIM does, in one command. Appends events across four
 //! aggregates linked causally by parents, stores objects (raw, structured,
-//! and a named object in two versions) linked from the payloads, verifies
+//! and a named object in two versions) linked from the payloads; with the
+//! components running (`cim up`), lists them through the registry and keeps
+//! a unit in the Information Unit System (`demo_services`); then verifies
 //! the whole store, finds the causal path through the DAG and exports the
 //! demo's aggregates to a CAR file.
 
@@ -17,7 +19,7 @@ use crate::exit::Exit;
 use crate::output::Output;
 use crate::session::Session;
 use crate::settings::{Settings, Target};
-use crate::{export, verify_cmd};
+use crate::{demo_services, export, verify_cmd};
 
 /// Arguments of `cim demo`.
 #[derive(Debug, Args)]
@@ -87,6 +89,9 @@ pub async fn run(session: &Session, settings: &Settings, args: DemoArgs, out: &O
     append(&shipment, "ShipmentDispatched", json!({ "order": order.to_string(), "invoice": link(invoice) })).await?;
     let shipped = append(&order, "OrderShipped", json!({ "shipment": shipment.to_string() })).await?;
 
+    // The components, if they run: the registry's list and a unit caused by the shipment.
+    let services = demo_services::run(session, &run, shipped, invoice).await?;
+
     let report = verify_cmd::verify_store(session, true, out).await?;
     let path = {
         let live = session.events.dag().await?;
@@ -101,7 +106,10 @@ pub async fn run(session: &Session, settings: &Settings, args: DemoArgs, out: &O
             dir.join(format!("demo-{run}.car"))
         }
     };
-    let aggregates = [customer.clone(), order.clone(), payment.clone(), shipment.clone()];
+    let mut aggregates = vec![customer.clone(), order.clone(), payment.clone(), shipment.clone()];
+    if let Some(unit) = services.as_ref().and_then(|s| s.unit.as_ref()) {
+        aggregates.push(AggregateKey::new(cim_ius_api::model::UNIT_AGGREGATE, unit.id.as_str())?);
+    }
     let exported = export::export(session, &aggregates, None, None, &car, out).await?;
 
     let events: Vec<_> = log
@@ -116,6 +124,7 @@ pub async fn run(session: &Session, settings: &Settings, args: DemoArgs, out: &O
         "verify": report,
         "causal_path": path.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "export": exported,
+        "services": services,
     });
     // The commands to try next reach this same store.
     let base = match &settings.target {
@@ -135,21 +144,26 @@ pub async fn run(session: &Session, settings: &Settings, args: DemoArgs, out: &O
         for a in &log {
             text += &format!("   {:<28} v{}  {:<20} {}\n", a.aggregate.to_string(), a.version, a.event_type, a.cid);
         }
+        text += "\n3. The components working on the same store:";
+        text += &demo_services::text(services.as_ref());
         text += &format!(
-            "\n3. Verified the store: {} events in {} aggregates, {} objects, {} names — {}\n",
+            "\n4. Verified the store: {} events in {} aggregates, {} objects, {} names — {}\n",
             report.events,
             report.aggregates,
             report.objects,
             report.names,
             if report.ok { "every CID and chain checks".to_owned() } else { format!("{} PROBLEMS", report.problems.len()) }
         );
-        text += &format!("\n4. Causal path through the DAG from the registration to the shipment: {} events\n", path.len());
-        text += &format!("\n5. Exported the demo to a CAR file (CARv1, root = export manifest):\n   {}\n", export::summary(&exported).replace('\n', "\n   "));
+        text += &format!("\n5. Causal path through the DAG from the registration to the shipment: {} events\n", path.len());
+        text += &format!("\n6. Exported the demo to a CAR file (CARv1, root = export manifest):\n   {}\n", export::summary(&exported).replace('\n', "\n   "));
         text += &format!(
             "\nTry next:\n   {cim} events read {order}\n   {cim} dag ancestors {shipped} --format dot | dot -Tsvg > dag.svg\n   \
              {cim} objects history {terms_name}\n   {base} --namespace copy import {}\n   {cim} status",
             exported.path.display()
         );
+        if let Some(unit) = services.as_ref().and_then(|s| s.unit.as_ref()) {
+            text += &format!("\n   {cim} units history {}\n   {cim} registry components", unit.id);
+        }
         text
     });
     Ok(if report.ok { Exit::Ok } else { Exit::Problems })

@@ -4,13 +4,20 @@
 //! - `jetstream/`: the JetStream store (the data);
 //! - `run/`: the generated `nats.conf`, `nats.log` and the ports file;
 //! - `cim.lock`: held (flock) by whichever process runs the server;
-//! - `server.json`: written by `cim server` while it runs, so other commands
-//!   connect to it instead of starting their own.
+//! - `server.json`: written by `cim server` and `cim up` while they run, so
+//!   other commands connect to them instead of starting their own (as the
+//!   admin user named there, under `cim up`);
+//! - `secrets/`, `components/`, `logs/`: `cim up`'s NATS passwords, the
+//!   components' configuration files and their logs (see `up`).
 //!
 //! Only one server may use a store directory, so the lock decides: a command
 //! that gets it starts a transient server and stops it when done; one that
-//! does not connects to the `cim server` named in `server.json`, or waits for
-//! the other command to finish.
+//! does not connects to the `cim server` or `cim up` named in `server.json`,
+//! or waits for the other command to finish.
+//!
+//! The servers without users (transient, `cim server`) and `cim up`'s (one
+//! user per component and the admin) keep the store in the same (global)
+//! NATS account, so each sees what the other wrote.
 
 use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -26,7 +33,7 @@ use crate::output::Output;
 const LOCK_WAIT: Duration = Duration::from_secs(300);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What `server.json` holds while `cim server` runs.
+/// What `server.json` holds while `cim server` or `cim up` runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunningServer {
     /// The client URL.
@@ -39,6 +46,30 @@ pub struct RunningServer {
     pub nats_server_pid: u32,
     /// The data directory.
     pub data_dir: PathBuf,
+    /// How other commands log in, when the server has users (`cim up`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+}
+
+/// A NATS user and the file holding its password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// The user name.
+    pub user: String,
+    /// The password file (mode 0600).
+    pub password_file: PathBuf,
+}
+
+/// The users of a server that has some (`cim up`'s): the `authorization`
+/// block of its configuration and the admin's credentials for this process
+/// and the commands that attach to it.
+#[derive(Debug, Clone)]
+pub struct Users {
+    /// nats-server configuration text: `authorization { users: [...] }`,
+    /// passwords as bcrypt hashes.
+    pub authorization: String,
+    /// The user other `cim` commands log in as.
+    pub admin: Credentials,
 }
 
 impl RunningServer {
@@ -52,6 +83,7 @@ impl RunningServer {
 pub struct EmbeddedServer {
     server: Server,
     data_dir: PathBuf,
+    admin: Option<Credentials>,
     // Released when dropped, after the server (declared first) is killed.
     _lock: File,
 }
@@ -74,7 +106,7 @@ pub async fn attach(data_dir: &Path, nats_server: Option<&Path>, out: &Output) -
         match lock.try_lock() {
             Ok(()) => {
                 let _ = fs::remove_file(server_file(data_dir)); // left by a `cim server` that was killed
-                let server = EmbeddedServer::start(data_dir, nats_server, lock, None).await?;
+                let server = EmbeddedServer::start(data_dir, nats_server, lock, None, None).await?;
                 return Ok(Attachment::Transient(Box::new(server)));
             }
             Err(TryLockError::WouldBlock) => {
@@ -100,20 +132,16 @@ pub async fn attach(data_dir: &Path, nats_server: Option<&Path>, out: &Output) -
     }
 }
 
-/// Takes the data directory's lock for `cim server`; fails if anything else
-/// holds it, naming the running server if there is one.
+/// Takes the data directory's lock for `cim server` or `cim up`; fails if
+/// anything else holds it, naming the running server if there is one.
 pub fn lock_for_server(data_dir: &Path) -> anyhow::Result<File> {
     let lock = open_lock(data_dir)?;
     match lock.try_lock() {
         Ok(()) => Ok(lock),
         Err(TryLockError::WouldBlock) => match read_running(data_dir) {
             Some(running) => {
-                bail!(
-                    "a cim server (pid {}) is already running on {} at {}",
-                    running.pid,
-                    data_dir.display(),
-                    running.url
-                )
+                let what = if running.credentials.is_some() { "cim up" } else { "cim server" };
+                bail!("{what} (pid {}) is already running on {} at {}", running.pid, data_dir.display(), running.url)
             }
             None => bail!("another cim command is using {}; try again when it has finished", data_dir.display()),
         },
@@ -125,23 +153,34 @@ pub fn lock_for_server(data_dir: &Path) -> anyhow::Result<File> {
 
 impl EmbeddedServer {
     /// Starts a durable server on the data directory, whose lock the caller
-    /// holds; `client_port` fixes the client port.
+    /// holds; `client_port` fixes the client port; with `users`, only they
+    /// may log in (its run directory, holding their hashes, is then 0700).
     pub async fn start(
         data_dir: &Path,
         nats_server: Option<&Path>,
         lock: File,
         client_port: Option<u16>,
+        users: Option<Users>,
     ) -> anyhow::Result<Self> {
         let binary = find_binary(nats_server)?;
+        let run_dir = data_dir.join("run");
+        let (extra, admin) = match users {
+            Some(Users { authorization, admin }) => {
+                crate::up::secrets::private_dir(&run_dir)?;
+                (authorization, Some(admin))
+            }
+            None => (String::new(), None),
+        };
         let config = ServerConfig {
             server_name: Some("cim-embedded".to_owned()),
             client_port,
+            extra,
             ..ServerConfig::new(data_dir.join("jetstream"))
         };
-        let mut server = Server::new(binary, config, data_dir.join("run"))?;
+        let mut server = Server::new(binary, config, run_dir)?;
         server.start().await.context("cannot start the embedded nats-server")?;
         tracing::info!(url = server.url().unwrap_or_default(), data_dir = %data_dir.display(), "embedded nats-server started");
-        Ok(Self { server, data_dir: data_dir.to_owned(), _lock: lock })
+        Ok(Self { server, data_dir: data_dir.to_owned(), admin, _lock: lock })
     }
 
     /// The client URL.
@@ -157,6 +196,7 @@ impl EmbeddedServer {
             pid: std::process::id(),
             nats_server_pid: self.server.pid().unwrap_or_default(),
             data_dir: self.data_dir.clone(),
+            credentials: self.admin.clone(),
         }
     }
 
@@ -175,6 +215,11 @@ impl EmbeddedServer {
     /// Whether the process still runs.
     pub fn is_running(&mut self) -> bool {
         self.server.is_running()
+    }
+
+    /// The last lines the server logged in this run.
+    pub fn log_tail(&self) -> String {
+        self.server.log_tail()
     }
 
     /// Stops the server gracefully (SIGTERM, SIGKILL after 30 s) and

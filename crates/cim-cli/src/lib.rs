@@ -12,6 +12,7 @@ mod cli;
 mod config_cmd;
 mod dag_cmd;
 mod demo;
+mod demo_services;
 mod embedded;
 mod events_cmd;
 pub mod exit;
@@ -20,6 +21,7 @@ mod import;
 mod nats_config_cmd;
 mod objects_cmd;
 mod output;
+mod provision_cmd;
 mod registry_cmd;
 mod server_cmd;
 mod services;
@@ -30,6 +32,7 @@ mod storage_cmd;
 mod tiers;
 mod units_cmd;
 mod units_text;
+mod up;
 mod verify_cmd;
 
 use std::process::ExitCode;
@@ -63,6 +66,7 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Config(command) => config_cmd::run(&global, command, out),
         Command::Server(args) => server_cmd::run(&global, args, out).await,
+        Command::Up(args) => up::run(&global, args, out).await,
         Command::NatsConfig(args) => nats_config_cmd::run(args, out),
         Command::Store(command) => {
             let settings = settings::Settings::resolve(&global)?;
@@ -75,6 +79,7 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
                 StoreCommand::Export(args) => export::run(&session, args, out).await.map(|_| Exit::Ok),
                 StoreCommand::Import(args) => import::run(&session, args, out).await,
                 StoreCommand::Status => status::run(&session, out).await,
+                StoreCommand::Provision => provision_cmd::run(&session, out).await,
                 StoreCommand::Demo(args) => demo::run(&session, &settings, args, out).await,
                 StoreCommand::Units(args) => units_cmd::run(&session, args, out).await,
                 StoreCommand::Registry(args) => registry_cmd::run(&session, args, out).await,

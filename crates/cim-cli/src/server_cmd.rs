@@ -27,7 +27,7 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs, out: &Output) -> anyhow:
     }
     let data_dir = settings.data_dir()?;
     let lock = lock_for_server(data_dir)?;
-    let mut server = EmbeddedServer::start(data_dir, settings.nats_server.as_deref(), lock, args.port).await?;
+    let mut server = EmbeddedServer::start(data_dir, settings.nats_server.as_deref(), lock, args.port, None).await?;
     server.advertise()?;
     let running = server.running();
     out.emit(&json!({ "event": "started", "server": running, "log": server.log_file() }), || {

@@ -4,6 +4,7 @@
 //! are thin on top: each builds a request, calls the client and prints the
 //! reply; the services do the work and the checking.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cim_ius_api::IusCode;
@@ -47,6 +48,8 @@ pub struct Remote<C> {
     service: Service,
     url: String,
     transient: bool,
+    /// The data directory of the `cim up` in use.
+    up: Option<PathBuf>,
     timeout: Duration,
 }
 
@@ -78,7 +81,8 @@ impl Remote<cim_storage_api::Client> {
 
 impl<C> Remote<C> {
     fn new(client: C, service: Service, session: &Session, timeout: Duration) -> Self {
-        Self { client, service, url: session.url.clone(), transient: session.is_transient(), timeout }
+        let up = session.up_data_dir().map(Path::to_owned);
+        Self { client, service, url: session.url.clone(), transient: session.is_transient(), up, timeout }
     }
 
     /// The reply, or an error that says what to do. `hint` explains a
@@ -101,8 +105,13 @@ impl<C> Remote<C> {
             },
             RequestError::NoResponders { .. } if self.transient => format!(
                 "{title} ({name}) is not running: cim started an embedded nats-server just for this command, which \
-                 no service uses; keep one running with `cim server` and start `{name} --config <FILE>` against the \
-                 URL it prints, or pass --nats with the URL of the server {name} uses"
+                 no service uses; run the whole stack with `cim up` on this data directory, or pass --nats with \
+                 the URL of the server {name} uses"
+            ),
+            RequestError::NoResponders { .. } if self.up.is_some() => format!(
+                "{title} ({name}) is not running under `cim up` right now (it restarts components that exit, or \
+                 {name} is not in its components.toml): see {}",
+                self.up.as_deref().unwrap_or(Path::new(".")).join(format!("logs/{name}.log")).display()
             ),
             RequestError::NoResponders { .. } => format!(
                 "{title} ({name}) is not running on {}: start `{name} --config <FILE>` with that server as its \

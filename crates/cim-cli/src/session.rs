@@ -27,17 +27,21 @@ pub struct Session {
 
 impl Session {
     /// Connects as the settings say (starting an embedded server if needed)
-    /// and opens the stores, creating their stream and buckets if missing.
+    /// and opens the stores as the admin does, creating their stream and
+    /// buckets if missing (the components' buckets: `cim provision`).
     pub async fn open(settings: &Settings, out: &Output) -> anyhow::Result<Self> {
         let (url, nats, attachment) = match &settings.target {
             Target::Remote { url, nats } => (url.clone(), nats.as_ref().clone(), None),
             Target::Embedded => {
                 let attachment = attach(settings.data_dir()?, settings.nats_server.as_deref(), out).await?;
-                let url = match &attachment {
-                    Attachment::Shared(running) => running.url.clone(),
-                    Attachment::Transient(server) => server.url(),
+                let (url, credentials) = match &attachment {
+                    Attachment::Shared(running) => (running.url.clone(), running.credentials.clone()),
+                    Attachment::Transient(server) => (server.url(), None),
                 };
-                (url.clone(), NatsConfig { url: vec![url], ..NatsConfig::default() }, Some(attachment))
+                // Under `cim up` the server has users: log in as its admin.
+                let (user, password_file) = credentials.map(|c| (c.user, c.password_file)).unzip();
+                let nats = NatsConfig { url: vec![url.clone()], user, password_file, ..NatsConfig::default() };
+                (url, nats, Some(attachment))
             }
         };
         // A one-shot command fails fast rather than retrying like a service.
@@ -47,11 +51,12 @@ impl Session {
         let client = options.connect(cim_wire::server_addrs(&nats)?).await.with_context(|| {
             format!("cannot connect to NATS at {url}: check --nats / CIM_NATS_URL / [nats] url, or leave them unset to use the embedded server")
         })?;
-        let events =
-            EventStore::open(client.clone(), settings.store.clone()).await.context("cannot open the event store")?;
+        let events = EventStore::provision(client.clone(), settings.store.clone())
+            .await
+            .context("cannot open the event store")?;
         let objects =
-            ObjectStore::open(client.clone(), &settings.store).await.context("cannot open the object store")?;
-        let named = NamedObjects::open(objects.clone(), client, &settings.store)
+            ObjectStore::provision(client.clone(), &settings.store).await.context("cannot open the object store")?;
+        let named = NamedObjects::provision(objects.clone(), client, &settings.store)
             .await
             .context("cannot open the names bucket")?;
         Ok(Self { events, objects, named, url, attachment })
@@ -59,10 +64,19 @@ impl Session {
 
     /// Whether this command runs its own embedded server.
     pub fn embedded_description(&self) -> &'static str {
-        match self.attachment {
+        match &self.attachment {
             None => "external",
+            Some(Attachment::Shared(running)) if running.credentials.is_some() => "embedded (cim up)",
             Some(Attachment::Shared(_)) => "embedded (cim server)",
             Some(Attachment::Transient(_)) => "embedded (started for this command)",
+        }
+    }
+
+    /// The data directory of the `cim up` this command is attached to.
+    pub fn up_data_dir(&self) -> Option<&std::path::Path> {
+        match &self.attachment {
+            Some(Attachment::Shared(running)) if running.credentials.is_some() => Some(&running.data_dir),
+            _ => None,
         }
     }
 

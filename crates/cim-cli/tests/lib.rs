@@ -15,3 +15,4 @@ mod registry;
 mod storage;
 mod store;
 mod units;
+mod up;

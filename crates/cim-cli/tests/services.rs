@@ -24,6 +24,9 @@ pub struct Services {
 impl Services {
     pub async fn start() -> Self {
         let env = Env::new().await;
+        // As cim-provision.service does: the components only attach.
+        let provisioned = env.cim(&["--json", "provision"]).json();
+        assert_eq!(provisioned["component_buckets"][0]["bucket"], format!("{}-components", env.namespace));
         let dir = tempfile::tempdir().unwrap();
         let store = format!("[store]\nnamespace = \"{}\"\n", env.namespace);
         let registry = ServiceProcess::start(

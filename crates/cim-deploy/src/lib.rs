@@ -11,7 +11,12 @@
 //! - [`Component::config`]: a component's configuration file, as its NixOS
 //!   module renders it;
 //! - [`nats_config`]: the users' passwords added to a server configuration
-//!   as bcrypt hashes (the host module's `cim nats-config`, and `cim up`).
+//!   as bcrypt hashes (the host module's `cim nats-config`, and `cim up`);
+//! - [`Deployment::buckets`]: the components' KV buckets with their
+//!   configuration (`[buckets.<name>]`), and, with the feature `provision`,
+//!   `provision::provision`: the store's stream and buckets and every
+//!   component's bucket created or adapted as the admin (`cim provision`,
+//!   `cim up`); components only attach to them.
 //!
 //! ```
 //! let deployment = cim_deploy::Deployment::embedded()?;
@@ -22,6 +27,8 @@
 //! ```
 
 pub mod nats_config;
+#[cfg(feature = "provision")]
+pub mod provision;
 mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -167,10 +174,43 @@ impl Component {
     }
 }
 
+/// A component's KV bucket, `[buckets.<name>]`: what provisioning creates.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    /// The table's key; the bucket is `<namespace>-<name>`.
+    #[serde(skip_deserializing)]
+    pub name: String,
+    /// The component that lists it in its `buckets`.
+    #[serde(skip_deserializing)]
+    pub owner: String,
+    /// What it holds, for operators.
+    pub description: String,
+    /// Revisions kept per key (1–64).
+    pub history: i64,
+    /// Every entry expires this long after its last write; 0: never.
+    pub ttl_secs: u64,
+    /// Writers may give each write its own TTL, and a removal by TTL leaves
+    /// a marker kept this long; 0: no TTL per write.
+    pub per_key_ttl_markers_secs: u64,
+}
+
+impl Bucket {
+    /// The bucket's full name for `namespace`, `<namespace>-<name>`.
+    pub fn bucket(&self, namespace: &str) -> String {
+        format!("{namespace}-{}", self.name)
+    }
+}
+
+/// Bucket names the store uses for itself (`<namespace>-objects`, `<namespace>-names`).
+const STORE_BUCKETS: [&str; 2] = ["objects", "names"];
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     components: BTreeMap<String, Component>,
+    #[serde(default)]
+    buckets: BTreeMap<String, Bucket>,
     stores: Stores,
     permissions: PermissionRules,
 }
@@ -295,6 +335,7 @@ impl NatsUser {
 #[derive(Debug, Clone)]
 pub struct Deployment {
     components: BTreeMap<String, Component>,
+    buckets: BTreeMap<String, Bucket>,
     stores: Stores,
     rules: PermissionRules,
 }
@@ -318,7 +359,8 @@ impl Deployment {
             }
             component.name = name.clone();
         }
-        let deployment = Deployment { components, stores: file.stores, rules: file.permissions };
+        let buckets = owned_buckets(&components, file.buckets)?;
+        let deployment = Deployment { components, buckets, stores: file.stores, rules: file.permissions };
         deployment.check_unique()?;
         // Every template must expand, for every component.
         deployment.users("cim")?;
@@ -360,6 +402,13 @@ impl Deployment {
     /// One component by name.
     pub fn component(&self, name: &str) -> Option<&Component> {
         self.components.get(name)
+    }
+
+    /// The components' KV buckets by name, each with its owner
+    /// (`[buckets.<name>]`): what provisioning creates besides the store's
+    /// stream and buckets.
+    pub fn buckets(&self) -> &BTreeMap<String, Bucket> {
+        &self.buckets
     }
 
     /// The admin user's name (the operator's CLI and provisioning).
@@ -419,6 +468,56 @@ impl Deployment {
     pub fn nats_users(&self, namespace: &str) -> Result<Vec<Value>, Error> {
         Ok(self.users(namespace)?.iter().map(NatsUser::to_nats_json).collect())
     }
+}
+
+/// The `[buckets]` tables, each given its owner: every bucket a component
+/// lists has one, and each table belongs to exactly one component.
+fn owned_buckets(
+    components: &BTreeMap<String, Component>,
+    mut tables: BTreeMap<String, Bucket>,
+) -> Result<BTreeMap<String, Bucket>, Error> {
+    let mut owned = BTreeMap::new();
+    for component in components.values() {
+        for name in &component.buckets {
+            let mut chars = name.chars();
+            let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !valid {
+                return Err(Error::Invalid(format!(
+                    "component `{}`: bucket `{name}` is not [a-z0-9_-] starting with a letter",
+                    component.name
+                )));
+            }
+            if STORE_BUCKETS.contains(&name.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "component `{}`: bucket `{name}` is the store's own (`<namespace>-{name}`)",
+                    component.name
+                )));
+            }
+            if let Some(other) = owned.get(name).map(|b: &Bucket| b.owner.clone()) {
+                return Err(Error::Invalid(format!(
+                    "bucket `{name}` is listed by two components, `{other}` and `{}`",
+                    component.name
+                )));
+            }
+            let Some(mut bucket) = tables.remove(name) else {
+                return Err(Error::Invalid(format!(
+                    "component `{}` lists bucket `{name}`, which has no [buckets.{name}] table",
+                    component.name
+                )));
+            };
+            if !(1..=64).contains(&bucket.history) {
+                return Err(Error::Invalid(format!("[buckets.{name}] history must be 1-64, not {}", bucket.history)));
+            }
+            bucket.name = name.clone();
+            bucket.owner = component.name.clone();
+            owned.insert(name.clone(), bucket);
+        }
+    }
+    if let Some(name) = tables.keys().next() {
+        return Err(Error::Invalid(format!("[buckets.{name}] belongs to no component (none lists it in `buckets`)")));
+    }
+    Ok(owned)
 }
 
 /// `{namespace}` and `{NAMESPACE}` (upper case, `-` as `_`: stream names).
@@ -546,6 +645,29 @@ mod tests {
     }
 
     #[test]
+    fn every_bucket_has_its_configuration_and_one_owner() -> Result<(), Error> {
+        let deployment = Deployment::embedded()?;
+        let components = &deployment.buckets()["components"];
+        assert_eq!((components.owner.as_str(), components.history), ("registry", 1));
+        assert!(components.per_key_ttl_markers_secs > 0, "liveness needs a TTL per heartbeat");
+        assert_eq!(components.bucket("my-org"), "my-org-components");
+
+        let err = with("buckets = []", "buckets = [\"units\"]").unwrap_err();
+        assert!(err.to_string().contains("lists bucket `units`, which has no [buckets.units] table"), "{err}");
+        let err = with("buckets = []", "buckets = [\"components\"]").unwrap_err();
+        assert!(err.to_string().contains("listed by two components"), "{err}");
+        let err = with("buckets = [\"components\"]", "buckets = []").unwrap_err();
+        assert!(err.to_string().contains("[buckets.components] belongs to no component"), "{err}");
+        let err = with("buckets = []", "buckets = [\"names\"]").unwrap_err();
+        assert!(err.to_string().contains("the store's own"), "{err}");
+        let err = with("history = 1\n", "history = 0\n").unwrap_err();
+        assert!(err.to_string().contains("history must be 1-64"), "{err}");
+        let err = with("per_key_ttl_markers_secs = 60", "per_key_ttl_markers_secs = 60\nmax_age = 1").unwrap_err();
+        assert!(err.to_string().contains("unknown field `max_age`"), "{err}");
+        Ok(())
+    }
+
+    #[test]
     fn an_empty_list_allows_nothing() {
         let user = NatsUser {
             user: "quiet".into(),
@@ -572,7 +694,7 @@ mod tests {
             .iter()
             .map(|s| ius.permissions.publish.iter().position(|p| p == s).expect(s))
             .collect();
-        assert_eq!(infos[1] - infos[0], 11);
+        assert_eq!(infos[1] - infos[0], 8);
         Ok(())
     }
 

@@ -33,9 +33,9 @@ fn empty_object() -> Value {
     Value::Object(serde_json::Map::new())
 }
 
-/// Fields every change command has. (Flattened into each command, whose
-/// other unknown fields serde then cannot refuse: they are ignored.)
+/// Fields every change command has, beside the command's own on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Target {
     /// The unit.
     pub id: String,
@@ -50,6 +50,7 @@ pub struct Target {
 /// Changes content and metadata with an RFC 6902 JSON Patch on
 /// `{"content": …, "metadata": …}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "wire::Update")]
 pub struct Update {
     /// The unit and preconditions.
     #[serde(flatten)]
@@ -60,6 +61,7 @@ pub struct Update {
 
 /// Adds or removes tags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "wire::Tags")]
 pub struct Tags {
     /// The unit and preconditions.
     #[serde(flatten)]
@@ -70,6 +72,7 @@ pub struct Tags {
 
 /// Adds or removes a typed relation to another unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "wire::Relate")]
 pub struct Relate {
     /// The unit and preconditions.
     #[serde(flatten)]
@@ -82,6 +85,7 @@ pub struct Relate {
 
 /// Attaches an object already in the object store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "wire::Attach")]
 pub struct Attach {
     /// The unit and preconditions.
     #[serde(flatten)]
@@ -97,6 +101,7 @@ pub struct Attach {
 
 /// Detaches the object under a role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "wire::Detach")]
 pub struct Detach {
     /// The unit and preconditions.
     #[serde(flatten)]
@@ -107,6 +112,7 @@ pub struct Detach {
 
 /// Retires a unit: it keeps its history and refuses further changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "wire::Retire")]
 pub struct Retire {
     /// The unit and preconditions.
     #[serde(flatten)]
@@ -114,6 +120,46 @@ pub struct Retire {
     /// Why.
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// The change commands as they are read: the target's fields beside each
+/// command's own, every other field refused (serde cannot refuse unknown
+/// fields through `flatten`, which the commands use to write).
+mod wire {
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    use super::Target;
+
+    macro_rules! with_target {
+        ($command:ident { $($(#[$attribute:meta])* $field:ident: $type:ty),* $(,)? }) => {
+            #[derive(Debug, Deserialize)]
+            #[serde(deny_unknown_fields)]
+            pub struct $command {
+                id: String,
+                #[serde(default)]
+                expected_version: Option<u64>,
+                #[serde(default)]
+                caused_by: Vec<String>,
+                $($(#[$attribute])* $field: $type,)*
+            }
+
+            impl From<$command> for super::$command {
+                fn from(wire: $command) -> Self {
+                    let target =
+                        Target { id: wire.id, expected_version: wire.expected_version, caused_by: wire.caused_by };
+                    Self { target, $($field: wire.$field),* }
+                }
+            }
+        };
+    }
+
+    with_target!(Update { patch: Value });
+    with_target!(Tags { tags: Vec<String> });
+    with_target!(Relate { relation: String, to: String });
+    with_target!(Attach { role: String, cid: String, #[serde(default)] media_type: Option<String> });
+    with_target!(Detach { role: String });
+    with_target!(Retire { #[serde(default)] reason: Option<String> });
 }
 
 /// What a command stored.

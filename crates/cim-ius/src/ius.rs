@@ -60,6 +60,15 @@ fn parse_cid(field: &'static str, text: &str) -> Result<Cid> {
     text.parse().map_err(|e| Error::InvalidInput { field, reason: format!("{text:?} is not a CID: {e}") })
 }
 
+/// Whether `next` is `state` again but for its version and time: a command
+/// that would store no change (an empty patch, a tag it has, a relation
+/// or attachment it has) is refused rather than stored as a new version.
+/// Only commands are judged; events already stored replay as they are.
+fn changes_nothing(state: &UnitState, next: &UnitState) -> bool {
+    let same_time = UnitState { version: state.version, updated_at: state.updated_at.clone(), ..next.clone() };
+    &same_time == state
+}
+
 fn rejected(id: &str, error: ApplyError) -> Error {
     match error {
         ApplyError::Patch { operation, path, reason } => {
@@ -225,6 +234,14 @@ impl Ius {
             }
             let at = Timestamp::now();
             let next = apply(id, current.as_ref().map(|c| &c.state), &change, at).map_err(|e| rejected(id, e))?;
+            if let Some(current) = &current
+                && changes_nothing(&current.state, &next)
+            {
+                return Err(Error::Rejected {
+                    code: IusCode::NoChange,
+                    reason: format!("{} would change nothing in unit {id} at version {version}", change.event_type()),
+                });
+            }
             self.validate(&next, &change).await?;
             let cid = state_cid(&next).map_err(cim_store::Error::from)?;
             let payload = events::encode(&change, &cid).map_err(cim_store::Error::from)?;

@@ -181,7 +181,7 @@ mod tests {
     #[tokio::test]
     async fn a_stalled_feed_is_reported_within_the_patience() {
         let mut server = NatsServer::start().await;
-        let store = EventStore::open(server.connect().await, StoreConfig::default()).await.expect("store");
+        let store = EventStore::provision(server.connect().await, StoreConfig::default()).await.expect("store");
         let projection = Projection::start(&store).await.expect("projection");
         let note = AggregateKey::new("note", "n1").expect("key");
         let payload = ipld_from_json(&serde_json::json!({})).expect("IPLD");

@@ -16,3 +16,4 @@ mod crash;
 mod invalid;
 mod lifecycle;
 mod services;
+mod strict;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use cim_registry_api::ComponentQuery;
-use cim_store::{KvBucket, KvChange, KvOptions, StoreConfig};
+use cim_store::{KvBucket, KvChange, StoreConfig};
 use serde_json::Value;
 
 use crate::support::Stack;
@@ -57,8 +57,8 @@ async fn an_instance_whose_heartbeats_stop_expires_within_its_ttl() {
     let mut changes = {
         // The registry's KV bucket (`<namespace>-components`, one key
         // `<name>.<instance>` per instance), watched as any client can.
-        let ttl = Some(Duration::from_secs(3));
-        let options = KvOptions { history: 1, ttl, per_key_ttl_markers: ttl };
+        let deployment = cim_deploy::Deployment::embedded().expect("components.toml");
+        let options = deployment.buckets()["components"].options();
         let bucket = KvBucket::open(stack.client.clone(), &StoreConfig::default(), "components", options)
             .await
             .expect("the registry's bucket");

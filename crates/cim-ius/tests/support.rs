@@ -19,6 +19,15 @@ pub fn registry_binary() -> PathBuf {
     workspace_binary("cim-registry", "cim-registry")
 }
 
+/// Provisions `server` as cim-provision.service does: the components only
+/// attach to the streams and buckets.
+pub async fn provision(server: &NatsServer) {
+    let deployment = cim_deploy::Deployment::embedded().expect("components.toml");
+    cim_deploy::provision::provision(server.connect().await, &cim_store::StoreConfig::default(), &deployment)
+        .await
+        .expect("provisioning");
+}
+
 /// A server with a registry and one IUS instance, all started and registered.
 pub struct Stack {
     pub server: NatsServer,
@@ -31,6 +40,7 @@ pub struct Stack {
 impl Stack {
     pub async fn start(ius_instances: usize) -> Self {
         let server = NatsServer::start().await;
+        provision(&server).await;
         let dir = tempfile::tempdir().expect("temp dir");
         let registry = Service::start(
             registry_binary(),

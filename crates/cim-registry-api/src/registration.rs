@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a component tells the registry about one running instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Registration {
     /// Component name, e.g. `cim-ius` (`[A-Za-z0-9_-]`).
     pub name: String,
@@ -44,6 +45,7 @@ pub struct Registration {
 
 /// Schema types a component produces and consumes, e.g. `unit:text-document`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SchemaUse {
     /// Types of the data it writes.
     #[serde(default)]
@@ -62,6 +64,7 @@ pub struct RegistrationAck {
 
 /// Removes one instance from the registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Deregistration {
     /// Component name.
     pub name: String,

@@ -1,13 +1,18 @@
 //! Live components in a JetStream KV bucket, `<namespace>-components`, one
 //! key `<name>.<instance>` per running instance.
 //!
-//! Liveness: the bucket's `max_age` is the registry's TTL and every
-//! heartbeat rewrites the entry, so an entry lives for one TTL after its
-//! last heartbeat and then the server removes it, by itself, with no sweeper
-//! to run or to fail. The bucket keeps limit markers, so a watcher sees an
-//! expiry as a removal. Per-key TTLs were the alternative, but async-nats
-//! sets them only when creating a key, not on the rewrite a heartbeat is,
-//! and one TTL for the registry is one knob for the operator.
+//! The bucket is provisioned, not created here: the registry's NATS user
+//! may not create or change streams, so provisioning (`cim provision`)
+//! creates it as `components.toml` says (`[buckets.components]`), and the
+//! registry attaches to it, stating the same options.
+//!
+//! Liveness: every registration and heartbeat is written with the
+//! registry's TTL as its own (`Nats-TTL`; the bucket allows a TTL per
+//! write), and a rewrite starts a new one, so an entry lives for one TTL
+//! after its last heartbeat and then the server removes it, by itself, with
+//! no sweeper to run or to fail. The bucket keeps removal markers, so a
+//! watcher sees an expiry as a removal. The TTL is the registry's setting
+//! alone: the bucket's configuration does not depend on it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -16,7 +21,6 @@ use cim_registry_api::{ComponentQuery, ComponentRecord, Graph, GraphEdge, GraphN
 use cim_runtime::config::check_token;
 use cim_store::{KvBucket, KvChange, KvOptions, StoreConfig};
 use futures::stream::{BoxStream, StreamExt};
-use tracing::warn;
 
 use crate::error::{Error, Result};
 use crate::glob;
@@ -54,15 +58,27 @@ fn invalid(what: &'static str, value: &str, reason: String) -> Error {
 }
 
 impl Directory {
-    /// Opens (or creates) the bucket with `ttl` as its entries' lifetime.
-    pub async fn open(client: async_nats::Client, store: &StoreConfig, ttl: Duration) -> Result<Self> {
-        let options = KvOptions { history: 1, ttl: Some(ttl), per_key_ttl_markers: Some(ttl) };
-        let bucket = KvBucket::open(client, store, COMPONENTS_BUCKET, options).await?;
-        if let Ok(status) = bucket.inner().status().await
-            && status.max_age() != ttl
-        {
-            warn!(bucket = %status.bucket(), existing = ?status.max_age(), configured = ?ttl, "the components bucket exists with another TTL; its TTL applies");
+    /// How the bucket keeps its entries: `[buckets.components]` of
+    /// `components.toml`, which provisioning creates it with.
+    pub fn bucket_options() -> KvOptions {
+        KvOptions {
+            description:
+                "CIM live components: <name>.<instance> -> its registration, removed one TTL after its last heartbeat"
+                    .to_owned(),
+            history: 1,
+            ttl: None,
+            per_key_ttl_markers: Some(Duration::from_secs(60)),
         }
+    }
+
+    /// Attaches to the provisioned bucket; each entry lives `ttl` after its
+    /// last write.
+    ///
+    /// # Errors
+    /// The bucket is missing (`cim_store::Error::NotProvisioned`) or kept
+    /// otherwise than [`Directory::bucket_options`] (`Incompatible`).
+    pub async fn open(client: async_nats::Client, store: &StoreConfig, ttl: Duration) -> Result<Self> {
+        let bucket = KvBucket::open(client, store, COMPONENTS_BUCKET, Self::bucket_options()).await?;
         Ok(Self { bucket, ttl })
     }
 
@@ -79,7 +95,7 @@ impl Directory {
             .map_err(|e| invalid("instance id", &registration.instance_id, e.reason))?;
         let record = ComponentRecord { registration, last_seen: cim_store::Timestamp::now().to_string() };
         let key = key(&record.registration.name, &record.registration.instance_id);
-        self.bucket.put_json(&key, &record).await?;
+        self.bucket.put_json_with_ttl(&key, &record, self.ttl).await?;
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 #[tokio::test]
 async fn versions_compatibility_history_and_validation() {
     let server = NatsServer::start().await;
-    let store = EventStore::open(server.connect().await, StoreConfig::default()).await.expect("store");
+    let store = EventStore::provision(server.connect().await, StoreConfig::default()).await.expect("store");
     let registry = SchemaRegistry::new(store.clone(), 64 * 1024);
     let v1 = json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}});
     let first = registry.register("person", v1.clone(), None, Some(0)).await.expect("v1");

@@ -78,6 +78,7 @@ async fn capable(client: &Client, pattern: &str) -> Vec<String> {
 #[tokio::test]
 async fn starts_without_a_config_and_registers_only_the_subjects_component() {
     let server = NatsServer::start().await;
+    crate::provision(&server).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let registry = Registry::start(&server, dir.path());
     let nats = server.connect().await;
@@ -130,4 +131,19 @@ async fn starts_without_a_config_and_registers_only_the_subjects_component() {
     let ack = caller.call_for(&DEREGISTER, "cim-fake", &gone).await.expect("its own subject");
     assert!(ack.removed);
     assert!(matches!(caller.call_for(&REGISTER, "a.b", &fake).await, Err(RequestError::Transport { .. })));
+}
+
+#[test]
+fn refuses_to_start_on_a_server_nobody_provisioned() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let server = runtime.block_on(NatsServer::start());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut registry = Registry::start(&server, dir.path());
+    // It attaches only: a missing bucket or stream is an error naming what
+    // to run, and the process exits (systemd restarts it until provisioning
+    // has run).
+    let status = registry.child.wait().expect("the registry exits");
+    assert!(!status.success(), "{status}");
+    let log = registry.log();
+    assert!(log.contains("does not exist: provision the store first") && log.contains("cim provision"), "{log}");
 }

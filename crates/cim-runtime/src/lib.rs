@@ -31,6 +31,7 @@ mod nats;
 mod registration;
 mod runtime;
 mod service;
+pub mod strict_json;
 
 pub use cim_wire::{ApiError, Caller, ConnectError, RequestError, WireError, connect_options, server_addrs};
 pub use config::{Config, Invalid, Settings};

@@ -26,18 +26,14 @@ pub struct Request {
 }
 
 impl Request {
-    /// Decodes the body as JSON; a mismatch is a `bad_request` naming the
-    /// JSON path, line and column.
+    /// Decodes the body strictly ([`crate::strict_json`]): a JSON object,
+    /// no unknown field, no integer beyond 64 bits. A refusal is a
+    /// `bad_request` naming where (a JSON path or a byte offset).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        let mut deserializer = serde_json::Deserializer::from_slice(&self.payload);
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let message = if path == "." {
-                format!("invalid request: {}", e.inner())
-            } else {
-                format!("invalid request at `{path}`: {}", e.inner())
-            };
-            ApiError::bad_request(message).with_details(serde_json::json!({ "path": path }))
+        crate::strict_json::from_slice(&self.payload).map_err(|refusal| {
+            let separator = if refusal.path == "." { ":" } else { "" };
+            ApiError::bad_request(format!("invalid request{separator} {refusal}"))
+                .with_details(serde_json::json!({ "path": refusal.path }))
         })
     }
 }

@@ -121,9 +121,26 @@ pub struct State {
 }
 
 impl State {
-    /// Opens (creating) `<namespace>-storage`.
+    /// How the bucket keeps its records: `[buckets.storage]` of
+    /// `components.toml`, which provisioning creates it with. One revision
+    /// per key, kept until the manager replaces or deletes it.
+    pub fn bucket_options() -> KvOptions {
+        KvOptions {
+            description: "CIM Storage Manager: segment, object, retention and scrub records (what is sealed, copied and verified on each tier)".to_owned(),
+            history: 1,
+            ttl: None,
+            per_key_ttl_markers: None,
+        }
+    }
+
+    /// Attaches to `<namespace>-storage`, which provisioning created (the
+    /// manager's NATS user may not create or change streams).
+    ///
+    /// # Errors
+    /// The bucket is missing (`cim_store::Error::NotProvisioned`) or kept
+    /// otherwise than [`State::bucket_options`] (`Incompatible`).
     pub async fn open(client: async_nats::Client, config: &StoreConfig) -> Result<Self> {
-        Ok(Self { kv: KvBucket::open(client, config, BUCKET, KvOptions::default()).await? })
+        Ok(Self { kv: KvBucket::open(client, config, BUCKET, Self::bucket_options()).await? })
     }
 
     /// Reads every record.

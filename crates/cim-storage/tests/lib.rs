@@ -7,5 +7,6 @@ mod support;
 mod archive;
 mod crash;
 mod faults;
+mod provision;
 mod retention;
 mod scrub;

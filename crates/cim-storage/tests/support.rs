@@ -37,6 +37,9 @@ impl Env {
         let dir = tempfile::tempdir().expect("temporary directory");
         let namespace = unique_name("st").replace('_', "-").to_ascii_lowercase();
         let store = StoreConfig::with_namespace(namespace);
+        // As cim-provision.service does: the manager only attaches.
+        let deployment = cim_deploy::Deployment::embedded().expect("components.toml");
+        cim_deploy::provision::provision(nats.connect().await, &store, &deployment).await.expect("provisioning");
         let tier = |server: &S3Server, bucket: &str, name: &str| {
             let (access, secret) = server.write_credentials(dir.path(), name);
             TierSettings {

@@ -21,6 +21,21 @@ use crate::{Error, Result};
 /// server whether any readable message is left in range.
 const IDLE_PROBE: Duration = Duration::from_secs(2);
 
+/// What becomes of a read's consumer when the read ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cleanup {
+    /// Deleted at once (`CONSUMER.DELETE`): the admin's stores, whose reads
+    /// (an export, a benchmark) may be many and short, and JetStream keeps
+    /// every consumer in memory until it goes.
+    Delete,
+    /// Left to the server, which removes an ordered consumer after 30 s
+    /// without pulls (its inactive threshold). A component's stores: its NATS
+    /// user may not delete consumers, since a consumer name is one subject
+    /// token and a permission to delete its own would be one to delete
+    /// anyone's.
+    Expire,
+}
+
 /// Where a read stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum End {
@@ -44,14 +59,14 @@ pub(crate) async fn ordered_messages(
     stream: &stream::Stream,
     config: OrderedConfig,
     end: End,
+    cleanup: Cleanup,
 ) -> Result<BoxStream<'static, Result<jetstream::Message>>> {
     if end == End::At(0) {
         return Ok(futures::stream::empty().boxed());
     }
     let filter = config.filter_subject.clone();
-    // Named, so it can be deleted as soon as the read ends: JetStream allows
-    // a stream 1,000 consumers, and an abandoned ephemeral one lingers until
-    // its inactivity threshold.
+    // Named, so the admin's reads can delete it as soon as they end: an
+    // abandoned ephemeral consumer lingers until its inactive threshold.
     let name = format!("cim-read-{}", nuid::next());
     let config = OrderedConfig { name: Some(name.clone()), ..config };
     let subject = format!(
@@ -63,7 +78,7 @@ pub(crate) async fn ordered_messages(
         retry::while_unavailable(&subject, || stream.create_consumer(config.clone()), retry::consumer_unavailable)
             .await
             .map_err(|e| Error::nats("creating an ordered consumer", e))?;
-    let cleanup = DeleteOnDrop { stream: stream.clone(), name };
+    let cleanup = (cleanup == Cleanup::Delete).then(|| DeleteOnDrop { stream: stream.clone(), name });
     if end != End::Never && consumer.cached_info().num_pending == 0 {
         return Ok(futures::stream::empty().boxed());
     }
@@ -92,7 +107,7 @@ impl Drop for DeleteOnDrop {
 
 struct Reader {
     messages: jetstream::consumer::pull::Ordered,
-    _cleanup: DeleteOnDrop,
+    _cleanup: Option<DeleteOnDrop>,
     stream: stream::Stream,
     filter: String,
     end: End,

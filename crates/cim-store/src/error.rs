@@ -94,6 +94,15 @@ pub enum Error {
         /// The record that was to become the head.
         adopted: Cid,
     },
+    /// A stream or bucket the store needs does not exist. Components only
+    /// attach to what provisioning created; the admin creates it.
+    #[error(
+        "{resource} does not exist: provision the store first (`cim provision` as the admin user; cim-provision.service on NixOS, `cim up` locally)"
+    )]
+    NotProvisioned {
+        /// The stream or bucket.
+        resource: String,
+    },
     /// An existing stream or bucket is configured in a way the store cannot
     /// use, and changing it would need an operator's decision.
     #[error("{resource} is configured incompatibly: {reason}")]

@@ -12,6 +12,7 @@ use tracing::debug;
 
 use crate::commit::{Committer, Outcome, Prepared, Publisher};
 use crate::config::{CommitMode, MAX_BATCH_EVENTS, Names};
+use crate::consume::Cleanup;
 use crate::direct::{self, Lookup};
 use crate::live_dag::LiveDag;
 use crate::message::decode_stream_message;
@@ -95,21 +96,53 @@ struct Inner {
     committer: Committer,
     head_hints: Mutex<HashMap<AggregateKey, Head>>,
     dag: OnceCell<LiveDag>,
+    cleanup: Cleanup,
 }
 
 impl EventStore {
-    /// Opens the store, creating or adapting its stream.
+    /// Attaches to the store's event stream, which provisioning created:
+    /// only reads its configuration (`STREAM.INFO`). A component's way to
+    /// open the store — its NATS user may not create or change streams —
+    /// and the one that leaves its read consumers to the server's inactive
+    /// threshold instead of deleting them.
+    ///
+    /// # Errors
+    /// [`Error::NotProvisioned`] when the stream does not exist;
+    /// [`Error::Incompatible`] when it cannot hold the store's events or
+    /// lacks what the store needs (atomic batches, direct gets), which
+    /// provisioning enables.
     pub async fn open(client: async_nats::Client, config: StoreConfig) -> Result<Self> {
         config.validate()?;
         let js = jetstream::new(client.clone());
-        let stream = provision::events_stream(&js, &config).await?;
+        let stream = provision::attach_events_stream(&js, &config).await?;
+        Ok(Self::with_stream(client, js, stream, config, Cleanup::Expire))
+    }
+
+    /// Creates the event stream if missing, or enables what the store needs
+    /// on an existing one, then opens it: the admin's path (`cim
+    /// provision`, the CLI's commands, benchmarks). Reads through the
+    /// returned store delete their consumers when they end.
+    pub async fn provision(client: async_nats::Client, config: StoreConfig) -> Result<Self> {
+        config.validate()?;
+        let js = jetstream::new(client.clone());
+        let stream = provision::provision_events_stream(&js, &config).await?;
+        Ok(Self::with_stream(client, js, stream, config, Cleanup::Delete))
+    }
+
+    fn with_stream(
+        client: async_nats::Client,
+        js: jetstream::Context,
+        stream: stream::Stream,
+        config: StoreConfig,
+        cleanup: Cleanup,
+    ) -> Self {
         let publisher = Publisher { client: client.clone(), js: js.clone(), stream: stream.clone() };
         let committer = match config.commit {
             CommitMode::Direct => Committer::direct(publisher.clone()),
             CommitMode::Grouped => Committer::grouped(publisher.clone(), config.max_batch_events),
         };
         let names = config.names();
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
                 config,
                 names,
@@ -120,12 +153,14 @@ impl EventStore {
                 committer,
                 head_hints: Mutex::new(HashMap::new()),
                 dag: OnceCell::new(),
+                cleanup,
             }),
-        })
+        }
     }
 
-    /// Opens the store and rebuilds its MerkleDAG before returning, as a
-    /// long-running component should at start-up.
+    /// Attaches to the store ([`EventStore::open`]) and rebuilds its
+    /// MerkleDAG before returning, as a long-running component should at
+    /// start-up.
     pub async fn open_with_dag(client: async_nats::Client, config: StoreConfig) -> Result<Self> {
         let store = Self::open(client, config).await?;
         store.dag().await?;
@@ -156,6 +191,10 @@ impl EventStore {
         &self.inner.stream
     }
 
+    pub(crate) fn cleanup(&self) -> Cleanup {
+        self.inner.cleanup
+    }
+
     /// The MerkleDAG of every event, rebuilt from the stream on first use
     /// (verifying every CID and chain) and kept current from the live tail.
     ///
@@ -168,7 +207,7 @@ impl EventStore {
             .dag
             .get_or_try_init(|| async {
                 let base = self.start_checkpoint().await?;
-                LiveDag::start(self.inner.stream.clone(), self.inner.names.clone(), base).await
+                LiveDag::start(self.inner.stream.clone(), self.inner.names.clone(), base, self.inner.cleanup).await
             })
             .await
     }

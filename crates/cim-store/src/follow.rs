@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::config::Names;
-use crate::consume::{End, last_seq_of, next_readable};
+use crate::consume::{Cleanup, End, last_seq_of, next_readable};
 use crate::read::ordered_events;
 use crate::verify::Problem;
 use crate::{Error, EventStore, LogState, Result, StoredEvent};
@@ -185,7 +185,7 @@ impl EventStore {
     /// Reading the stream fails, or the rebuild makes no progress for
     /// [`Follower::DEFAULT_PATIENCE`] ([`Error::Stalled`]).
     pub async fn follow<S: FollowerState>(&self, feed: Feed, state: S) -> Result<Follower<S>> {
-        Follower::start(self.stream().clone(), self.names(), feed, 0, |_| state).await
+        Follower::start(self.stream().clone(), self.names(), feed, 0, self.cleanup(), |_| state).await
     }
 }
 
@@ -203,6 +203,7 @@ impl<S: FollowerState> Follower<S> {
         names: &Names,
         feed: Feed,
         after: u64,
+        cleanup: Cleanup,
         init: impl FnOnce(&LogState) -> S,
     ) -> Result<Self> {
         let started = std::time::Instant::now();
@@ -218,7 +219,7 @@ impl<S: FollowerState> Follower<S> {
         let target = if all { log.last_seq } else { last_seq_of(&stream, &filter).await? };
         let deliver =
             if after == 0 { DeliverPolicy::All } else { DeliverPolicy::ByStartSequence { start_sequence: after + 1 } };
-        let events = ordered_events(&stream, names.clone(), filter.clone(), deliver, End::Never).await?;
+        let events = ordered_events(&stream, names.clone(), filter.clone(), deliver, End::Never, cleanup).await?;
         let core = Arc::new(Core {
             state: RwLock::new(init(&log)),
             problems: Mutex::new(Vec::new()),

@@ -16,6 +16,7 @@ use tracing::info;
 
 use crate::checkpoint::Checkpoint;
 use crate::config::Names;
+use crate::consume::Cleanup;
 use crate::follow::{Feed, Follower, FollowerState};
 use crate::verify::Problem;
 use crate::{Error, Result, StoredEvent};
@@ -52,7 +53,12 @@ impl LiveDag {
     /// from that checkpoint's heads and the events after it — and returns
     /// once it holds every event stored when it started; then it keeps
     /// following.
-    pub(crate) async fn start(stream: stream::Stream, names: Names, base: Option<(Cid, Checkpoint)>) -> Result<Self> {
+    pub(crate) async fn start(
+        stream: stream::Stream,
+        names: Names,
+        base: Option<(Cid, Checkpoint)>,
+        cleanup: Cleanup,
+    ) -> Result<Self> {
         let started = std::time::Instant::now();
         let after = base.as_ref().map_or(0, |(_, checkpoint)| checkpoint.through_seq);
         let mut seeded = MerkleDag::new();
@@ -67,7 +73,7 @@ impl LiveDag {
         }
         // Sized for the stream as it is, so the rebuild never rehashes or
         // copies the DAG's tables while it grows.
-        let follower = Follower::start(stream, &names, Feed::All, after, move |log| {
+        let follower = Follower::start(stream, &names, Feed::All, after, cleanup, move |log| {
             seeded.reserve(usize::try_from(log.events).unwrap_or(usize::MAX).min(cim_dag::MAX_EVENTS));
             seeded
         })

@@ -8,7 +8,7 @@ use cim_cid::{Cid, Timestamp};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncRead;
 
-use crate::{Error, ObjectStore, Result, StoreConfig, provision};
+use crate::{Error, KvOptions, ObjectStore, Result, StoreConfig, provision};
 
 /// Value of a version record's `format` field.
 pub const NAMED_FORMAT: &str = "cim-named-v1";
@@ -71,20 +71,35 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 impl NamedObjects {
-    /// Opens the names bucket beside `objects`.
+    /// How the names bucket keeps its entries.
+    pub fn bucket_options() -> KvOptions {
+        KvOptions {
+            description: "CIM object names: name -> CID of the latest version record".to_owned(),
+            history: 1,
+            ..KvOptions::default()
+        }
+    }
+
+    /// Attaches to the names bucket beside `objects`, which provisioning
+    /// created.
+    ///
+    /// # Errors
+    /// [`Error::NotProvisioned`] when the bucket does not exist.
     pub async fn open(objects: ObjectStore, client: async_nats::Client, config: &StoreConfig) -> Result<Self> {
+        config.validate()?;
         let js = async_nats::jetstream::new(client);
-        let heads = provision::kv_bucket(
-            &js,
-            config,
-            kv::Config {
-                bucket: config.names().names_bucket,
-                description: "CIM object names: name -> CID of the latest version record".to_owned(),
-                history: 1,
-                ..Default::default()
-            },
-        )
-        .await?;
+        let bucket = config.names().names_bucket;
+        let heads = provision::attach_kv_bucket(&js, config, &bucket, &Self::bucket_options()).await?;
+        Ok(Self { objects, heads })
+    }
+
+    /// Creates the names bucket if missing (or adapts it), then opens it:
+    /// the admin's path (provisioning).
+    pub async fn provision(objects: ObjectStore, client: async_nats::Client, config: &StoreConfig) -> Result<Self> {
+        config.validate()?;
+        let js = async_nats::jetstream::new(client);
+        let bucket = config.names().names_bucket;
+        let heads = provision::provision_kv_bucket(&js, config, &bucket, &Self::bucket_options()).await?;
         Ok(Self { objects, heads })
     }
 

@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::warn;
 
-use crate::consume::{End, ordered_messages};
+use crate::consume::{Cleanup, End, ordered_messages};
 use crate::direct::{self, Lookup};
 use crate::retry::{self, Failure};
 use crate::{Error, Result, StoreConfig, provision};
@@ -82,23 +82,43 @@ struct Inner {
     stream: stream::Stream,
     chunk_bytes: usize,
     put_window: usize,
+    cleanup: Cleanup,
 }
 
 impl ObjectStore {
-    /// Opens the store's bucket, creating it if missing.
+    /// Attaches to the store's bucket, which provisioning created (reads its
+    /// stream's configuration only): a component's way to open it.
+    ///
+    /// # Errors
+    /// [`Error::NotProvisioned`] when the bucket does not exist.
     pub async fn open(client: async_nats::Client, config: &StoreConfig) -> Result<Self> {
         config.validate()?;
         let js = jetstream::new(client);
-        let (_, stream) = provision::objects_bucket(&js, config).await?;
-        Ok(Self {
+        let stream = provision::attach_objects_bucket(&js, config).await?;
+        Ok(Self::with_stream(js, stream, config, Cleanup::Expire))
+    }
+
+    /// Creates the store's bucket if missing, then opens it: the admin's
+    /// path (provisioning). Reads through the returned store delete their
+    /// consumers when they end.
+    pub async fn provision(client: async_nats::Client, config: &StoreConfig) -> Result<Self> {
+        config.validate()?;
+        let js = jetstream::new(client);
+        let stream = provision::provision_objects_bucket(&js, config).await?;
+        Ok(Self::with_stream(js, stream, config, Cleanup::Delete))
+    }
+
+    fn with_stream(js: jetstream::Context, stream: stream::Stream, config: &StoreConfig, cleanup: Cleanup) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 js,
                 bucket: config.names().objects_bucket,
                 stream,
                 chunk_bytes: config.object_chunk_bytes,
                 put_window: config.object_put_window,
+                cleanup,
             }),
-        })
+        }
     }
 
     /// The JetStream object store bucket's name.
@@ -310,7 +330,7 @@ impl ObjectStore {
             } else {
                 let config =
                     OrderedConfig { filter_subject: chunk_subject, max_batch: READ_BATCH_CHUNKS, ..Default::default() };
-                ordered_messages(&self.inner.stream, config, End::At(last.sequence))
+                ordered_messages(&self.inner.stream, config, End::At(last.sequence), self.inner.cleanup)
                     .await?
                     .map(|m| m.map(|m| m.split().0.payload))
                     .boxed()

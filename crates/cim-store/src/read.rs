@@ -8,7 +8,7 @@ use cim_cid::{AggregateKey, Cid, Timestamp};
 use futures::FutureExt;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
-use crate::consume::{End, last_seq_of, ordered_messages};
+use crate::consume::{Cleanup, End, last_seq_of, ordered_messages};
 use crate::direct::{self, Lookup};
 use crate::message::{decode_consumer_message, decode_stream_message};
 use crate::{Error, EventStore, Result, StoredEvent};
@@ -232,7 +232,7 @@ impl EventStore {
         deliver_policy: DeliverPolicy,
         end: End,
     ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
-        ordered_events(self.stream(), self.names().clone(), filter_subject, deliver_policy, end).await
+        ordered_events(self.stream(), self.names().clone(), filter_subject, deliver_policy, end, self.cleanup()).await
     }
 }
 
@@ -271,9 +271,10 @@ pub(crate) async fn ordered_events(
     filter_subject: String,
     deliver_policy: DeliverPolicy,
     end: End,
+    cleanup: Cleanup,
 ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
-    let messages =
-        ordered_messages(stream, OrderedConfig { filter_subject, deliver_policy, ..Default::default() }, end).await?;
+    let config = OrderedConfig { filter_subject, deliver_policy, ..Default::default() };
+    let messages = ordered_messages(stream, config, end, cleanup).await?;
     Ok(messages
         .ready_chunks(DECODE_CHUNK)
         .map(move |chunk| decode_chunk(names.clone(), chunk))

@@ -219,7 +219,7 @@ pub(crate) fn consumer_unavailable(error: &ConsumerError) -> bool {
     match error.kind() {
         ConsumerErrorKind::TimedOut => true,
         ConsumerErrorKind::JetStream(e) => cluster_busy(&e),
-        ConsumerErrorKind::Request => unanswered(error.source()),
+        ConsumerErrorKind::Request => request_unanswered(error.source()),
         _ => false,
     }
 }
@@ -229,7 +229,7 @@ pub(crate) fn consumer_unavailable(error: &ConsumerError) -> bool {
 pub(crate) fn leader_get_unavailable(error: &RawMessageError) -> bool {
     match error.kind() {
         RawMessageErrorKind::JetStream(e) => cluster_busy(&e),
-        RawMessageErrorKind::Other => unanswered(error.source()),
+        RawMessageErrorKind::Other => request_unanswered(error.source()),
         _ => false,
     }
 }
@@ -240,7 +240,7 @@ fn cluster_busy(error: &async_nats::jetstream::Error) -> bool {
 }
 
 /// A request that nobody answered: no responders, or no reply in time.
-fn unanswered(source: Option<&(dyn std::error::Error + 'static)>) -> bool {
+pub(crate) fn request_unanswered(source: Option<&(dyn std::error::Error + 'static)>) -> bool {
     source
         .and_then(|source| source.downcast_ref::<RequestError>())
         .is_some_and(|e| matches!(e.kind(), RequestErrorKind::NoResponders | RequestErrorKind::TimedOut))

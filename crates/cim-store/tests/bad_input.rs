@@ -90,7 +90,7 @@ async fn imports_that_break_a_chain_or_a_cid_write_nothing() {
 async fn a_bad_configuration_or_an_unusable_stream_is_named() {
     let server = cim_test_support::NatsServer::start().await;
     let bad = StoreConfig { namespace: "Upper.Case".into(), ..StoreConfig::default() };
-    let err = EventStore::open(server.connect().await, bad).await.unwrap_err();
+    let err = EventStore::provision(server.connect().await, bad).await.unwrap_err();
     assert!(matches!(&err, Error::Config { field: "namespace", .. }), "{err}");
 
     // Someone created the stream in memory: the store refuses to use it.
@@ -99,6 +99,6 @@ async fn a_bad_configuration_or_an_unusable_stream_is_named() {
     let stream_config =
         stream::Config { storage: stream::StorageType::Memory, ..cim_store::events_stream_config(&config) };
     js.create_stream(stream_config).await.unwrap();
-    let err = EventStore::open(server.connect().await, config).await.unwrap_err();
+    let err = EventStore::provision(server.connect().await, config).await.unwrap_err();
     assert!(matches!(&err, Error::Incompatible { reason, .. } if reason.contains("memory")), "{err}");
 }

@@ -13,8 +13,8 @@ use crate::common::{event, key};
 async fn replicated_store_survives_losing_a_node() {
     let mut cluster = NatsCluster::start(3).await;
     let config = StoreConfig { replicas: 3, ..StoreConfig::default() };
-    let store = EventStore::open(cluster.connect().await, config.clone()).await.unwrap();
-    let objects = ObjectStore::open(cluster.connect().await, &config).await.unwrap();
+    let store = EventStore::provision(cluster.connect().await, config.clone()).await.unwrap();
+    let objects = ObjectStore::provision(cluster.connect().await, &config).await.unwrap();
     let js = async_nats::jetstream::new(cluster.connect().await);
     let mut stream = js.get_stream("CIM_EVENTS").await.unwrap();
     assert_eq!(stream.info().await.unwrap().config.num_replicas, 3);
@@ -64,8 +64,8 @@ async fn replicated_store_survives_losing_a_node() {
     // Through the node that just rejoined: it may still be catching up, but
     // what the majority acknowledged is read all the same.
     let rejoined = async_nats::connect(cluster.node(2).url()).await.unwrap();
-    let objects = ObjectStore::open(rejoined.clone(), &config).await.unwrap();
+    let objects = ObjectStore::provision(rejoined.clone(), &config).await.unwrap();
     assert_eq!(objects.get_bytes(&stored_while_down).await.unwrap(), b"stored while node 2 was down");
-    let store = EventStore::open(rejoined, config).await.unwrap();
+    let store = EventStore::provision(rejoined, config).await.unwrap();
     assert_eq!(store.head(&ledger).await.unwrap().map(|(version, _)| version), Some(40));
 }

@@ -7,19 +7,19 @@ use cim_test_support::NatsServer;
 /// A fresh durable server and an event store on it.
 pub async fn store() -> (NatsServer, EventStore) {
     let server = NatsServer::start().await;
-    let store = EventStore::open(server.connect().await, StoreConfig::default()).await.expect("open store");
+    let store = EventStore::provision(server.connect().await, StoreConfig::default()).await.expect("open store");
     (server, store)
 }
 
 /// An event store on `server` with its own namespace and configuration.
 pub async fn store_with(server: &NatsServer, config: StoreConfig) -> EventStore {
-    EventStore::open(server.connect().await, config).await.expect("open store")
+    EventStore::provision(server.connect().await, config).await.expect("open store")
 }
 
 /// An object store on a fresh server.
 pub async fn objects() -> (NatsServer, ObjectStore) {
     let server = NatsServer::start().await;
-    let objects = ObjectStore::open(server.connect().await, &StoreConfig::default()).await.expect("open objects");
+    let objects = ObjectStore::provision(server.connect().await, &StoreConfig::default()).await.expect("open objects");
     (server, objects)
 }
 

@@ -41,7 +41,7 @@ async fn child_writer() {
     let Ok(url) = std::env::var(CHILD_ENV) else { return };
     let namespace = std::env::var("CIM_TEST_NAMESPACE").unwrap();
     let client = async_nats::connect(url).await.unwrap();
-    let store = EventStore::open(client, StoreConfig::with_namespace(namespace)).await.unwrap();
+    let store = EventStore::provision(client, StoreConfig::with_namespace(namespace)).await.unwrap();
     let (acknowledged, conflicts) = write(&store, &format!("process-{}", std::process::id())).await;
     for cid in acknowledged {
         println!("ACK {cid}");
@@ -68,7 +68,7 @@ async fn writers_in_tasks_and_processes_never_fork_a_chain() {
     }
     let mut tasks = Vec::new();
     for writer in 0..4 {
-        let store = EventStore::open(server.connect().await, config.clone()).await.unwrap();
+        let store = EventStore::provision(server.connect().await, config.clone()).await.unwrap();
         tasks.push(tokio::spawn(async move { write(&store, &format!("task-{writer}")).await }));
     }
 
@@ -91,7 +91,7 @@ async fn writers_in_tasks_and_processes_never_fork_a_chain() {
         conflicts += stdout.lines().find_map(|l| field(l, "CONFLICTS ")).unwrap().parse::<usize>().unwrap();
     }
 
-    let store = EventStore::open(server.connect().await, config).await.unwrap();
+    let store = EventStore::provision(server.connect().await, config).await.unwrap();
     let chain = store.read_aggregate(&key("counter", "shared"), AggregateQuery::all()).await.unwrap();
     let stored: HashSet<Cid> = chain.iter().map(|e| e.event.cid).collect();
     let acknowledged_set: HashSet<Cid> = acknowledged.iter().copied().collect();
@@ -112,7 +112,7 @@ async fn writers_in_tasks_and_processes_never_fork_a_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_commit_batches_contended_appends_without_losing_or_forking() {
     let server = cim_test_support::NatsServer::start().await;
-    let store = EventStore::open(server.connect().await, StoreConfig::default()).await.unwrap();
+    let store = EventStore::provision(server.connect().await, StoreConfig::default()).await.unwrap();
     let mut writers = Vec::new();
     for writer in 0..64 {
         let store = store.clone();

@@ -48,7 +48,7 @@ async fn flip_marker_on_disk(server: &mut NatsServer) {
 #[tokio::test]
 async fn an_event_damaged_on_disk_is_named_by_reads_verification_and_the_dag() {
     let mut server = NatsServer::start().await;
-    let store = EventStore::open(server.connect().await, StoreConfig::default()).await.unwrap();
+    let store = EventStore::provision(server.connect().await, StoreConfig::default()).await.unwrap();
     let doc = key("doc", "d");
     store.append(&doc, ExpectedVersion::Exact(0), vec![event("Created", json!({"text": "fine"}))]).await.unwrap();
     let victim =
@@ -58,7 +58,7 @@ async fn an_event_damaged_on_disk_is_named_by_reads_verification_and_the_dag() {
     drop(store);
     flip_marker_on_disk(&mut server).await;
 
-    let store = EventStore::open(server.connect().await, StoreConfig::default()).await.unwrap();
+    let store = EventStore::provision(server.connect().await, StoreConfig::default()).await.unwrap();
     let report = store.verify(|_, _| {}).await.unwrap();
     assert_eq!(report.verified, 1);
     assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
@@ -83,7 +83,7 @@ async fn an_event_damaged_on_disk_is_named_by_reads_verification_and_the_dag() {
 #[tokio::test]
 async fn the_last_event_damaged_on_disk_does_not_hang_readers() {
     let mut server = NatsServer::start().await;
-    let store = EventStore::open(server.connect().await, StoreConfig::default()).await.unwrap();
+    let store = EventStore::provision(server.connect().await, StoreConfig::default()).await.unwrap();
     let doc = key("doc", "tail");
     store.append(&doc, ExpectedVersion::Exact(0), vec![event("Created", json!({"text": "fine"}))]).await.unwrap();
     store.append(&doc, ExpectedVersion::Exact(1), vec![event("Edited", json!({"text": MARKER}))]).await.unwrap();
@@ -100,7 +100,7 @@ async fn the_last_event_damaged_on_disk_does_not_hang_readers() {
 #[tokio::test]
 async fn a_message_whose_bytes_disagree_with_its_cid_is_named() {
     let server = NatsServer::start().await;
-    let store = EventStore::open(server.connect().await, StoreConfig::default()).await.unwrap();
+    let store = EventStore::provision(server.connect().await, StoreConfig::default()).await.unwrap();
     let doc = key("doc", "rogue");
     let first = store.append(&doc, ExpectedVersion::Exact(0), vec![event("Created", json!({"n": 1}))]).await.unwrap();
 
@@ -147,7 +147,7 @@ async fn a_message_whose_bytes_disagree_with_its_cid_is_named() {
 #[tokio::test]
 async fn an_object_damaged_on_disk_or_in_its_metadata_fails_verification() {
     let mut server = NatsServer::start().await;
-    let objects = ObjectStore::open(server.connect().await, &StoreConfig::default()).await.unwrap();
+    let objects = ObjectStore::provision(server.connect().await, &StoreConfig::default()).await.unwrap();
     let mut content = vec![b'.'; 300_000];
     content[200_000..200_000 + MARKER.len()].copy_from_slice(MARKER.as_bytes());
     let meta = objects.put(content.as_slice()).await.unwrap();
@@ -155,7 +155,7 @@ async fn an_object_damaged_on_disk_or_in_its_metadata_fails_verification() {
     drop(objects);
     flip_marker_on_disk(&mut server).await;
 
-    let objects = ObjectStore::open(server.connect().await, &StoreConfig::default()).await.unwrap();
+    let objects = ObjectStore::provision(server.connect().await, &StoreConfig::default()).await.unwrap();
     let error = objects.get_bytes(&meta.cid).await.unwrap_err();
     assert!(matches!(&error, Error::CorruptObject { cid, .. } if *cid == meta.cid), "{error}");
     assert!(matches!(objects.verify(&meta.cid).await, Err(Error::CorruptObject { .. })));
@@ -179,7 +179,7 @@ async fn an_object_damaged_on_disk_or_in_its_metadata_fails_verification() {
 #[tokio::test]
 async fn a_damaged_single_chunk_object_fails_verification() {
     let mut server = NatsServer::start().await;
-    let objects = ObjectStore::open(server.connect().await, &StoreConfig::default()).await.unwrap();
+    let objects = ObjectStore::provision(server.connect().await, &StoreConfig::default()).await.unwrap();
     let content = format!("{}{MARKER}{}", ".".repeat(1_000), ".".repeat(1_000));
     let meta = objects.put(content.as_bytes()).await.unwrap();
     assert_eq!(meta.chunks, 1);
@@ -187,7 +187,7 @@ async fn a_damaged_single_chunk_object_fails_verification() {
     drop(objects);
     flip_marker_on_disk(&mut server).await;
 
-    let objects = ObjectStore::open(server.connect().await, &StoreConfig::default()).await.unwrap();
+    let objects = ObjectStore::provision(server.connect().await, &StoreConfig::default()).await.unwrap();
     let error = objects.get_bytes(&meta.cid).await.unwrap_err();
     assert!(matches!(&error, Error::CorruptObject { cid, .. } if *cid == meta.cid), "{error}");
 }

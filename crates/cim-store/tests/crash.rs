@@ -14,7 +14,7 @@ use crate::common::{event, key};
 
 async fn storm(config: StoreConfig) {
     let mut server = NatsServer::start().await; // sync_interval: always
-    let store = EventStore::open(server.connect().await, config.clone()).await.unwrap();
+    let store = EventStore::provision(server.connect().await, config.clone()).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let acks = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
@@ -58,7 +58,7 @@ async fn storm(config: StoreConfig) {
     }
     assert!(acknowledged.len() > 100, "the storm appended too little to prove anything: {}", acknowledged.len());
 
-    let reader = EventStore::open(server.connect().await, config).await.unwrap();
+    let reader = EventStore::provision(server.connect().await, config).await.unwrap();
     let mut stored: HashMap<Cid, usize> = HashMap::new();
     for s in 0..8 {
         for e in reader.read_aggregate(&key("sensor", &format!("s{s}")), AggregateQuery::all()).await.unwrap() {

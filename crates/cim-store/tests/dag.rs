@@ -11,7 +11,7 @@ use crate::common::{event, key};
 async fn every_start_rebuilds_the_complete_dag_and_follows_the_tail() {
     let server = cim_test_support::NatsServer::start().await;
     let config = StoreConfig::default();
-    let writer = EventStore::open(server.connect().await, config.clone()).await.unwrap();
+    let writer = EventStore::provision(server.connect().await, config.clone()).await.unwrap();
     let cause =
         writer.append(&key("order", "1"), ExpectedVersion::Exact(0), vec![event("Placed", json!({}))]).await.unwrap();
     for i in 0..20 {

@@ -52,7 +52,7 @@ async fn must_end<T>(wait: impl Future<Output = T>) -> T {
 #[tokio::test]
 async fn a_follower_of_one_type_rebuilds_then_follows_the_tail() {
     let server = NatsServer::start().await;
-    let store = EventStore::open(server.connect().await, StoreConfig::default()).await.unwrap();
+    let store = EventStore::provision(server.connect().await, StoreConfig::default()).await.unwrap();
     for i in 0..3 {
         let order = key("order", &format!("o{i}"));
         store.append(&order, ExpectedVersion::Exact(0), vec![event("Placed", json!({"i": i}))]).await.unwrap();
@@ -106,7 +106,7 @@ async fn a_follower_of_one_type_rebuilds_then_follows_the_tail() {
 #[tokio::test]
 async fn the_live_dag_reports_a_stalled_feed_within_its_patience() {
     let mut server = NatsServer::start().await;
-    let store = EventStore::open_with_dag(server.connect().await, StoreConfig::default()).await.unwrap();
+    let store = EventStore::provision(server.connect().await, StoreConfig::default()).await.unwrap();
     let first =
         store.append(&key("doc", "a"), ExpectedVersion::Exact(0), vec![event("Created", json!({}))]).await.unwrap();
     let dag = store.dag().await.unwrap().clone();
@@ -141,7 +141,7 @@ async fn the_live_dag_reports_a_stalled_feed_within_its_patience() {
 #[tokio::test]
 async fn a_follower_comes_back_after_the_server_restarts() {
     let mut server = NatsServer::start().await;
-    let store = EventStore::open(server.connect().await, StoreConfig::default()).await.unwrap();
+    let store = EventStore::provision(server.connect().await, StoreConfig::default()).await.unwrap();
     let follower: Follower<Seen> = store.follow(Feed::All, Seen::default()).await.unwrap();
     server.restart().await;
     let stored = must_end(store.append(&key("doc", "b"), ExpectedVersion::Exact(0), vec![event("Created", json!({}))]))

@@ -6,8 +6,8 @@ use cim_store::{Error, NamedObjects, ObjectStore, StoreConfig};
 async fn names_point_to_their_latest_version_and_keep_history() {
     let server = cim_test_support::NatsServer::start().await;
     let config = StoreConfig::default();
-    let objects = ObjectStore::open(server.connect().await, &config).await.unwrap();
-    let named = NamedObjects::open(objects.clone(), server.connect().await, &config).await.unwrap();
+    let objects = ObjectStore::provision(server.connect().await, &config).await.unwrap();
+    let named = NamedObjects::provision(objects.clone(), server.connect().await, &config).await.unwrap();
 
     let v1 = named.put("reports/q3.txt", &b"draft"[..]).await.unwrap();
     let v2 = named.put("reports/q3.txt", &b"final"[..]).await.unwrap();
@@ -33,8 +33,8 @@ async fn concurrent_writers_of_one_name_never_lose_a_version() {
     let config = StoreConfig::default();
     let mut writers = Vec::new();
     for w in 0..4 {
-        let objects = ObjectStore::open(server.connect().await, &config).await.unwrap();
-        let named = NamedObjects::open(objects, server.connect().await, &config).await.unwrap();
+        let objects = ObjectStore::provision(server.connect().await, &config).await.unwrap();
+        let named = NamedObjects::provision(objects, server.connect().await, &config).await.unwrap();
         writers.push(tokio::spawn(async move {
             for i in 0..5 {
                 named.put("shared", format!("{w}-{i}").as_bytes()).await.unwrap();
@@ -44,8 +44,8 @@ async fn concurrent_writers_of_one_name_never_lose_a_version() {
     for w in writers {
         w.await.unwrap();
     }
-    let objects = ObjectStore::open(server.connect().await, &config).await.unwrap();
-    let named = NamedObjects::open(objects, server.connect().await, &config).await.unwrap();
+    let objects = ObjectStore::provision(server.connect().await, &config).await.unwrap();
+    let named = NamedObjects::provision(objects, server.connect().await, &config).await.unwrap();
     let history = named.history("shared").await.unwrap();
     assert_eq!(history.len(), 20);
     assert_eq!(history.iter().map(|r| r.record.version).collect::<Vec<_>>(), (1..=20).rev().collect::<Vec<_>>());
@@ -55,15 +55,15 @@ async fn concurrent_writers_of_one_name_never_lose_a_version() {
 async fn a_name_adopts_a_restored_record_only_as_a_fast_forward() {
     let server = cim_test_support::NatsServer::start().await;
     let config = StoreConfig::default();
-    let objects = ObjectStore::open(server.connect().await, &config).await.unwrap();
-    let named = NamedObjects::open(objects.clone(), server.connect().await, &config).await.unwrap();
+    let objects = ObjectStore::provision(server.connect().await, &config).await.unwrap();
+    let named = NamedObjects::provision(objects.clone(), server.connect().await, &config).await.unwrap();
     let v1 = named.put("doc", &b"one"[..]).await.unwrap();
     let v2 = named.put("doc", &b"two"[..]).await.unwrap();
 
     // Another store receives the records (as an archive import would) and adopts the head.
     let other = StoreConfig::with_namespace("restored");
-    let target_objects = ObjectStore::open(server.connect().await, &other).await.unwrap();
-    let target = NamedObjects::open(target_objects.clone(), server.connect().await, &other).await.unwrap();
+    let target_objects = ObjectStore::provision(server.connect().await, &other).await.unwrap();
+    let target = NamedObjects::provision(target_objects.clone(), server.connect().await, &other).await.unwrap();
     for record in [&v1, &v2] {
         target_objects.put_bytes(&objects.get_bytes(&record.record.content).await.unwrap()).await.unwrap();
         target_objects.put_ipld(&record.record).await.unwrap();

@@ -93,7 +93,7 @@ const GIB: u64 = 1 << 30;
 async fn child_big_object() {
     let Ok(url) = std::env::var(CHILD_ENV) else { return };
     let client = async_nats::connect(url).await.unwrap();
-    let objects = cim_store::ObjectStore::open(client, &Default::default()).await.unwrap();
+    let objects = cim_store::ObjectStore::provision(client, &Default::default()).await.unwrap();
     let mut expected = RawHasher::default();
     let mut source = Generated { remaining: GIB, state: 7 };
     let mut buf = vec![0u8; 1 << 20];

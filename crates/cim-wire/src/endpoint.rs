@@ -91,9 +91,9 @@ impl<Req, Resp, C> Endpoint<Req, Resp, C> {
     }
 }
 
-/// The body of a request that carries nothing: `{}` (other fields are
-/// ignored, so any JSON object is accepted).
+/// The body of a request that carries nothing: `{}` (any field is refused).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Empty {}
 
 /// A subject token that is not a wildcard: printable ASCII without `.`, `*`
@@ -129,6 +129,7 @@ mod tests {
     #[test]
     fn an_empty_body_is_an_object() {
         assert_eq!(serde_json::to_string(&Empty {}).expect("encode"), "{}");
-        assert_eq!(serde_json::from_str::<Empty>(r#"{"ignored": 1}"#).expect("decode"), Empty {});
+        assert_eq!(serde_json::from_str::<Empty>("{}").expect("decode"), Empty {});
+        assert!(serde_json::from_str::<Empty>(r#"{"ignored": 1}"#).is_err());
     }
 }

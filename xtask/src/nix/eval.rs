@@ -112,6 +112,7 @@ fn expected_files(example: &Value) -> Result<BTreeMap<String, String>> {
         "the module's build-time NATS check is not nats-check.sh on its file:\n{command}"
     );
     files.insert("nats-users.json".to_owned(), serde_json::to_string_pretty(&nats["credentials"])? + "\n");
+    files.insert("permission-matrix.json".to_owned(), serde_json::to_string_pretty(&nats["permissionMatrix"])? + "\n");
     files.insert("cim.toml".to_owned(), to_toml(&nats["cli"]["admin"])?);
     files.insert("cim-provision.toml".to_owned(), to_toml(&nats["cli"]["provision"])?);
     let containers = example["containers"].as_object().context("report.example.containers")?;

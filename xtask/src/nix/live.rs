@@ -9,13 +9,19 @@
 //! 3. NATS started from the host module's configuration with the passwords
 //!    added by the module's own start script (`nats-start.sh`: `cim
 //!    nats-config`, bcrypt hashes — no password in plain text in the file),
-//!    every component of components.toml started from its file — addresses
-//!    and password files moved to this machine, nothing else changed — and
-//!    then: every user logs in with its password and no other, all serve and
-//!    register, a unit is written and verified, the server logged no
-//!    permission violation, the permission matrix of
-//!    tests/permission-matrix.json holds, and the probe of the VM tests
-//!    answers "no responders" and refusals clearly.
+//!    the store provisioned as cim-provision.service does (`cim provision`
+//!    with its rendered file), every component of components.toml started
+//!    from its file — addresses and password files moved to this machine,
+//!    nothing else changed — and then: every user logs in with its password
+//!    and no other, all serve and register, a unit is written and verified,
+//!    the server logged no permission violation, every component user's
+//!    checks of the permission matrix (nix/eval/rendered/permission-matrix.json,
+//!    tests/permission-matrix.json expanded per component) hold and leave
+//!    the store's streams exactly as they were (the message counts of the
+//!    streams it reads compared before and after each attempt, every
+//!    stream's configuration and the store's counts before and after each
+//!    user's attempts, the admin's consumer on every stream still there), and the
+//!    probe of the VM tests answers "no responders" and refusals clearly.
 //!
 //! This is the nixosTest suites' permissions and components checks without
 //! VMs or containers: what it cannot show is the systemd units, the
@@ -44,17 +50,41 @@ struct Component {
     binary: String,
     /// Its NATS user.
     user: String,
+    /// The store's streams it reads: the permission matrix counts their
+    /// messages before and after each of its attempts.
+    reads: Vec<String>,
 }
 
 /// Every component of components.toml.
 fn components() -> Result<Vec<Component>> {
     let deployment = cim_deploy::Deployment::embedded()?;
-    Ok(deployment
+    let streams = deployment.streams(NAMESPACE)?;
+    deployment
         .components()
         .values()
-        .map(|c| Component { file: format!("{}.toml", c.package), binary: c.package.clone(), user: c.user.clone() })
-        .collect())
+        .map(|c| {
+            let reads = c
+                .reads
+                .iter()
+                .map(|store| streams.get(store).cloned().with_context(|| format!("no stream for {store:?}")))
+                .collect::<Result<_>>()?;
+            Ok(Component {
+                file: format!("{}.toml", c.package),
+                binary: c.package.clone(),
+                user: c.user.clone(),
+                reads,
+            })
+        })
+        .collect()
 }
+
+/// The store namespace the rendered configurations use.
+const NAMESPACE: &str = "cim";
+
+/// The durable consumer the admin creates on every stream before the
+/// permission matrix, which the matrix's users try to delete and pause
+/// (tests/permission-matrix.json).
+const VICTIM: &str = "cim-matrix-victim";
 
 pub fn run(root: &Path) -> Result<()> {
     let rendered = root.join(RENDERED);
@@ -88,6 +118,7 @@ pub fn run(root: &Path) -> Result<()> {
     fs::create_dir_all(work.join("secrets")).with_context(|| format!("cannot create {}", work.display()))?;
 
     check_cli_configs(&bin("cim"), &rendered, &work)?;
+    let cim = bin("cim");
 
     let nats_server = root.join(".tools/venv/bin/nats-server");
     let python = root.join(".tools/venv/bin/python");
@@ -97,8 +128,8 @@ pub fn run(root: &Path) -> Result<()> {
     }
     let path = search_path(&[&root.join("target/debug"), nats_server.parent().unwrap_or(root)])?;
     check_nats_check(&rendered, &work, &path)?;
-    let mut live = Live::start(root, &rendered, &work, &path, &components, &python)?;
-    live.check(&bin("cim"))
+    let mut live = Live::start(root, &rendered, &work, &path, &components, &python, &cim)?;
+    live.check(&cim)
 }
 
 /// PATH with `dirs` first: the module's scripts name `cim` and `nats-server`.
@@ -177,9 +208,15 @@ struct Live {
     python: PathBuf,
     probe: PathBuf,
     nats_url: String,
+    /// User -> the checks of the permission matrix.
     matrix: Value,
     components: Vec<Component>,
     users: Vec<String>,
+    /// The store's streams, whose configuration and messages the matrix
+    /// must leave as they are, and those of the components' buckets, whose
+    /// configuration it must (their entries change with every heartbeat).
+    streams: Vec<String>,
+    bucket_streams: Vec<String>,
 }
 
 impl Drop for Live {
@@ -199,12 +236,16 @@ impl Live {
         path: &std::ffi::OsStr,
         components: &[Component],
         python: &Path,
+        cim: &Path,
     ) -> Result<Self> {
         let port = free_port()?;
         let monitor = free_port()?;
         let (conf_path, users) = nats_config(rendered, work, path, port, monitor)?;
-        let matrix: Value = serde_json::from_str(&fs::read_to_string(root.join("tests/permission-matrix.json"))?)
-            .context("tests/permission-matrix.json")?;
+        let matrix: Value = serde_json::from_str(&fs::read_to_string(rendered.join("permission-matrix.json"))?)
+            .with_context(|| format!("{RENDERED}/permission-matrix.json"))?;
+        let deployment = cim_deploy::Deployment::embedded()?;
+        let streams = deployment.streams(NAMESPACE)?.into_values().collect();
+        let bucket_streams = deployment.buckets().values().map(|b| format!("KV_{}", b.bucket(NAMESPACE))).collect();
         let mut live = Live {
             children: Vec::new(),
             work: work.to_owned(),
@@ -214,10 +255,19 @@ impl Live {
             matrix,
             components: components.to_vec(),
             users,
+            streams,
+            bucket_streams,
         };
         live.spawn("nats-server", Command::new("nats-server").env("PATH", path).arg("-c").arg(&conf_path))?;
         wait_http(monitor, "/healthz?js-enabled-only=true", "NATS")?;
         println!("nix: NATS runs with the host module's configuration (JetStream, sync_interval always, users)");
+
+        // What cim-provision.service runs, with its file: the components
+        // only attach to the streams and buckets it creates.
+        let provision = live.cli_config(rendered, "cim-provision.toml")?;
+        let out = output_of(Command::new(cim).arg("--config").arg(&provision).arg("provision"))
+            .context("cim provision (what cim-provision.service runs)")?;
+        print!("nix: cim provision with {RENDERED}/cim-provision.toml (url and password file moved here):\n{out}");
 
         // All at once: a component may wait for another to be ready (the
         // IUS for the registry).
@@ -327,39 +377,147 @@ impl Live {
         );
         println!("nix: no permission violation while they started, registered and wrote a unit");
 
-        let pairs = |key: &str| -> Vec<(String, String)> {
-            self.matrix[key]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| (p[0].as_str().unwrap_or("").to_owned(), p[1].as_str().unwrap_or("").to_owned()))
-                .collect()
-        };
-        let mut count = 0;
-        for (key, command) in [
-            ("denied_publish", "denied-publish"),
-            ("denied_subscribe", "denied-subscribe"),
-            ("allowed_publish", "allowed-publish"),
-        ] {
-            for (user, subject) in pairs(key) {
-                self.probe(&user, &[command, &subject]).with_context(|| format!("{command} {subject} as {user}"))?;
-                count += 1;
-            }
-        }
-        for request in self.matrix["allowed_request"].as_array().into_iter().flatten() {
-            let (user, subject, body) =
-                (request[0].as_str().unwrap_or(""), request[1].as_str().unwrap_or(""), request[2].to_string());
-            let body = request[2].as_str().map_or(body, str::to_owned);
-            self.probe(user, &["request", subject, &body])
-                .with_context(|| format!("request {subject} as {user}, replies on its own inbox prefix"))?;
-            count += 1;
-        }
-        println!("nix: the permission matrix holds ({count} checks of tests/permission-matrix.json)");
+        self.permission_matrix()?;
+        output_of(Command::new(cim).arg("--config").arg(self.work.join("cim.toml")).arg("verify"))
+            .context("cim verify after the permission matrix")?;
         for component in &self.components {
             self.probe("admin", &["ping", &component.binary])
                 .with_context(|| format!("{} stopped answering after the matrix", component.binary))?;
         }
         self.clear_answers()
+    }
+
+    /// Each component user's checks of the permission matrix, over one
+    /// connection: they all hold, the message counts of the streams it reads
+    /// are the same after each attempt as before (the probe's `--watch`),
+    /// every stream's configuration and the store's message counts are as
+    /// they were after all of a user's attempts, and another user's consumer
+    /// on every stream (the admin's `cim-matrix-victim`) is still there.
+    fn permission_matrix(&self) -> Result<()> {
+        let checks = self.matrix.as_object().context("the permission matrix is not user -> checks")?;
+        let mut users: Vec<&String> = checks.keys().collect();
+        let mut expected: Vec<&String> = self.components.iter().map(|c| &c.user).collect();
+        users.sort();
+        expected.sort();
+        ensure!(users == expected, "the permission matrix has checks for {users:?}, the components are {expected:?}");
+        let events = self.streams_state()?;
+        let (_, messages) = &events[0];
+        ensure!(*messages > Some(0), "the matrix must run against an event stream that holds events");
+        self.matrix_can_fail(checks)?;
+        // An object, so that the object stream's count is watched over
+        // something to lose too.
+        let object = self.work.join("matrix-object");
+        fs::write(&object, "an object the permission matrix must leave alone\n")?;
+        self.probe("admin", &["put-object", &format!("{NAMESPACE}-objects"), &object.display().to_string()])
+            .context("an object before the permission matrix")?;
+        let events = self.streams_state()?;
+        for stream in self.streams.iter().chain(&self.bucket_streams) {
+            let body = json!({"stream_name": stream, "config": {"durable_name": VICTIM, "ack_policy": "explicit"}});
+            let created: Value = serde_json::from_str(&self.probe(
+                "admin",
+                &["request", &format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{VICTIM}"), &body.to_string()],
+            )?)?;
+            ensure!(created.get("error").is_none(), "cannot create {VICTIM} on {stream}: {created}");
+        }
+        let mut count = 0;
+        for (user, list) in checks {
+            let list = list.as_array().with_context(|| format!("{user}'s checks"))?;
+            let component = self.components.iter().find(|c| &c.user == user).context("no component")?;
+            let mut args = vec!["matrix".to_owned(), serde_json::to_string(list)?];
+            for stream in &component.reads {
+                args.extend(["--watch".to_owned(), stream.clone()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let before = self.streams_state()?;
+            let out = self.probe(user, &args).with_context(|| format!("the permission matrix of {user}"))?;
+            let after = self.streams_state()?;
+            for ((stream, was), is) in self.streams.iter().chain(&self.bucket_streams).zip(&before).zip(&after) {
+                ensure!(was == is, "{user}'s attempts changed the stream {stream}: {was:?} -> {is:?}");
+            }
+            println!("nix: {user}: {}", out.lines().last().unwrap_or(""));
+            count += list.len();
+        }
+        for stream in self.streams.iter().chain(&self.bucket_streams) {
+            let info: Value = serde_json::from_str(
+                &self.probe("admin", &["request", &format!("$JS.API.CONSUMER.INFO.{stream}.{VICTIM}"), "{}"])?,
+            )?;
+            ensure!(info.get("error").is_none(), "the admin's consumer {VICTIM} on {stream} is gone: {info}");
+            self.probe("admin", &["request", &format!("$JS.API.CONSUMER.DELETE.{stream}.{VICTIM}"), "{}"])?;
+        }
+        println!(
+            "nix: the permission matrix holds ({count} checks of {RENDERED}/permission-matrix.json); \
+             the streams' configurations and message counts ({:?} events) are unchanged, counted before and \
+             after each attempt, and the admin's consumer {VICTIM} survived on every stream",
+            events[0].1.unwrap_or(0)
+        );
+        Ok(())
+    }
+
+    /// The matrix's first stream update (the attack of issue 10: `max_msgs`
+    /// 1), run by the admin — who may — on a scratch stream of 3 messages,
+    /// through the same probe with `--watch`: the update goes through and
+    /// the probe fails the check, naming the lost messages. So a component
+    /// user let through would fail the matrix too.
+    fn matrix_can_fail(&self, checks: &serde_json::Map<String, Value>) -> Result<()> {
+        let update = checks
+            .values()
+            .filter_map(Value::as_array)
+            .flatten()
+            .find(|c| c["subject"].as_str().is_some_and(|s| s.starts_with("$JS.API.STREAM.UPDATE.")))
+            .context("the permission matrix has no stream update")?;
+        let (subject, body) = (update["subject"].as_str().unwrap_or(""), update["body"].as_str().unwrap_or(""));
+        let stream = subject.trim_start_matches("$JS.API.STREAM.UPDATE.");
+        let mut attack: Value = serde_json::from_str(body).with_context(|| format!("the body of {subject}"))?;
+        let canary = "CIM_MATRIX_CANARY";
+        attack["name"] = json!(canary);
+        attack["subjects"] = json!(["cim-matrix-canary.>"]);
+        let config = json!({"name": canary, "subjects": ["cim-matrix-canary.>"]});
+        let created: Value = serde_json::from_str(
+            &self.probe("admin", &["request", &format!("$JS.API.STREAM.CREATE.{canary}"), &config.to_string()])?,
+        )?;
+        ensure!(created.get("error").is_none(), "cannot create {canary}: {created}");
+        for i in 0..3 {
+            self.probe("admin", &["request", &format!("cim-matrix-canary.{i}"), "{}"])?;
+        }
+        let check = json!([{"check": "denied-publish", "subject": format!("$JS.API.STREAM.UPDATE.{canary}"),
+            "body": attack.to_string(), "why": format!("{stream}'s attack, by the admin")}]);
+        let output = self
+            .probe_command(
+                "admin",
+                &password_file(&self.work, "admin"),
+                &["matrix", &check.to_string(), "--watch", canary],
+            )
+            .output()
+            .context("cannot run the probe")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        self.probe("admin", &["request", &format!("$JS.API.STREAM.DELETE.{canary}"), "{}"])?;
+        ensure!(
+            output.status.code() == Some(1) && stdout.contains(&format!("{canary}: 3 -> 1 messages")),
+            "the matrix's update of {stream}, let through, must fail its check naming the lost messages \
+             (exit {:?}):\n{stdout}",
+            output.status.code()
+        );
+        println!(
+            "nix: the matrix would catch a user let through: {subject}'s body, sent by the admin to a scratch \
+             stream, fails its check ({})",
+            stdout.lines().next().unwrap_or("").trim()
+        );
+        Ok(())
+    }
+
+    /// Each stream's configuration, and the message count of the store's
+    /// streams (events first), as the admin reads them.
+    fn streams_state(&self) -> Result<Vec<(Value, Option<u64>)>> {
+        let mut state = Vec::new();
+        for stream in self.streams.iter().chain(&self.bucket_streams) {
+            let info: Value = serde_json::from_str(
+                &self.probe("admin", &["request", &format!("$JS.API.STREAM.INFO.{stream}"), "{}"])?,
+            )?;
+            ensure!(info.get("error").is_none(), "no information on {stream}: {info}");
+            let counted = self.streams.contains(stream);
+            state.push((info["config"].clone(), if counted { info["state"]["messages"].as_u64() } else { None }));
+        }
+        Ok(state)
     }
 
     /// Every user logs in with its own password, with no other, and without
@@ -390,8 +548,16 @@ impl Live {
     fn clear_answers(&self) -> Result<()> {
         // A request a component may make, with replies on a prefix it may
         // not subscribe to: refused (exit 5), naming the inbox.
-        let request = &self.matrix["allowed_request"][0];
-        let (user, subject) = (request[0].as_str().unwrap_or("ius"), request[1].as_str().unwrap_or(""));
+        let (user, subject) = self
+            .matrix
+            .as_object()
+            .into_iter()
+            .flatten()
+            .find_map(|(user, checks)| {
+                let request = checks.as_array()?.iter().find(|c| c["check"] == "request")?;
+                Some((user.as_str(), request["subject"].as_str()?))
+            })
+            .context("the permission matrix has no request")?;
         let cases: [(&str, Vec<&str>, i32, &str); 3] = [
             ("admin", vec!["ping", "cim-nobody"], 1, "only 0 of 1 cim-nobody instances answered"),
             ("admin", vec!["request", "cim.service.nobody.x", "{}"], 1, "no responders"),
@@ -408,10 +574,12 @@ impl Live {
         Ok(())
     }
 
-    /// With a CLI that reads the admin's password: provisioning and verify.
-    fn cli(&self, cim: &Path) -> Result<()> {
-        let config = self.work.join("cim.toml");
-        let mut table: toml::Table = toml::from_str(&fs::read_to_string(&config)?)?;
+    /// A rendered CLI configuration, `file`, moved to this machine (the
+    /// server's URL, the admin's password file), written into the work
+    /// directory; its path.
+    fn cli_config(&self, rendered: &Path, file: &str) -> Result<PathBuf> {
+        let mut table: toml::Table = toml::from_str(&fs::read_to_string(rendered.join(file))?)
+            .with_context(|| format!("{RENDERED}/{file} is not TOML"))?;
         if let Some(toml::Value::Table(nats)) = table.get_mut("nats") {
             nats.insert("url".into(), toml::Value::String(self.nats_url.clone()));
             nats.insert(
@@ -419,11 +587,17 @@ impl Live {
                 toml::Value::String(password_file(&self.work, "admin").display().to_string()),
             );
         }
+        let config = self.work.join(file);
         fs::write(&config, toml::to_string(&table)?)?;
-        output_of(Command::new(cim).arg("--config").arg(&config).arg("status"))
-            .context("cim status (what cim-provision runs)")?;
+        Ok(config)
+    }
+
+    /// The operator's CLI (`cim-admin`'s file): status and verify.
+    fn cli(&self, cim: &Path) -> Result<()> {
+        let config = self.cli_config(&self.work, "cim.toml")?;
+        output_of(Command::new(cim).arg("--config").arg(&config).arg("status")).context("cim status")?;
         output_of(Command::new(cim).arg("--config").arg(&config).arg("verify")).context("cim verify")?;
-        println!("nix: cim status (provisioning) and cim verify work as the admin user");
+        println!("nix: cim status and cim verify work as the admin user with {RENDERED}/cim.toml");
         Ok(())
     }
 }

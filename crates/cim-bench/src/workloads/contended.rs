@@ -147,7 +147,7 @@ pub async fn run(bench: &Bench) -> Result<WorkloadReport> {
     let config = StoreConfig { namespace, commit: mode, ..StoreConfig::default() };
     let mut stores = Vec::new();
     for _ in 0..writers {
-        stores.push(EventStore::open(bench.connect(durable).await?, config.clone()).await?);
+        stores.push(EventStore::provision(bench.connect(durable).await?, config.clone()).await?);
     }
     let started = Instant::now();
     let mut tasks = Vec::new();

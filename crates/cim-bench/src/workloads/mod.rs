@@ -56,7 +56,7 @@ pub fn mode_name(mode: CommitMode) -> &'static str {
 /// Opens a store in a fresh namespace with `mode`.
 pub async fn open_store(bench: &Bench, durable: bool, tag: &str, mode: CommitMode) -> Result<EventStore> {
     let config = StoreConfig { namespace: fresh_namespace(tag), commit: mode, ..StoreConfig::default() };
-    EventStore::open(bench.connect(durable).await?, config).await.context("opening the event store")
+    EventStore::provision(bench.connect(durable).await?, config).await.context("opening the event store")
 }
 
 /// One append a caller makes: one event after `expected`.

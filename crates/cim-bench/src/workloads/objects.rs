@@ -135,7 +135,7 @@ pub async fn child(client: async_nats::Client, args: &ChildArgs) -> Result<Child
             finish(report, args.count, bytes, started, latencies, chunks)
         }
         Phase::StorePut => {
-            let store = ObjectStore::open(client, &config).await.context("opening the object store")?;
+            let store = ObjectStore::provision(client, &config).await.context("opening the object store")?;
             raise_consumer_limit(&js, &format!("OBJ_{}", store.bucket()), args.count, "store").await?;
             let report = ChildReport::begin();
             let started = Instant::now();
@@ -168,7 +168,7 @@ pub async fn child(client: async_nats::Client, args: &ChildArgs) -> Result<Child
             finish(report, args.count, bytes, started, latencies, 0)
         }
         Phase::StoreGet => {
-            let store = ObjectStore::open(client, &config).await.context("opening the object store")?;
+            let store = ObjectStore::provision(client, &config).await.context("opening the object store")?;
             let mut cids: Vec<_> = store.list().await?.into_iter().map(|m| m.cid).collect();
             ensure!(cids.len() == args.count, "the store holds {} objects, not {}", cids.len(), args.count);
             cids.sort();

@@ -46,7 +46,7 @@ pub async fn run(bench: &Bench) -> Result<WorkloadReport> {
     let namespace = fresh_namespace("w5");
     let url = bench.server(durable).await.url();
     let client = bench.connect(durable).await?;
-    EventStore::open(client.clone(), StoreConfig::with_namespace(&namespace))
+    EventStore::provision(client.clone(), StoreConfig::with_namespace(&namespace))
         .await
         .context("creating the store's stream")?;
     let filled = Instant::now();

@@ -1,0 +1,375 @@
+//! `cim up`: the whole stack of components.toml as real processes on a real
+//! nats-server — every component ready and registered, other commands using
+//! the stack as its admin, a killed component restarted, SIGTERM stopping
+//! every child, and each component's NATS user kept to its own subjects.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use cim_test_support::workspace_binary;
+use serde_json::{Value, json};
+
+use crate::common::{Run, cim};
+
+/// How long the stack may take to start or to react.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// `cim --json up` on a fresh data directory, its JSON events read as they come.
+struct Up {
+    child: Option<Child>,
+    events: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+    dir: tempfile::TempDir,
+    packages: Vec<String>,
+}
+
+impl Up {
+    /// Starts the stack and waits until it says every component is ready and registered.
+    fn start() -> Self {
+        let deployment = cim_deploy::Deployment::embedded().unwrap();
+        let packages: Vec<String> = deployment.components().values().map(|c| c.package.clone()).collect();
+        let bin_dir: Vec<PathBuf> =
+            packages.iter().map(|p| workspace_binary(p, p).parent().unwrap().to_path_buf()).collect();
+        assert!(bin_dir.windows(2).all(|w| w[0] == w[1]), "the component binaries are in one directory");
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cim"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--json", "up", "--grace", "5", "--bin-dir"])
+            .arg(&bin_dir[0])
+            .env_remove("CIM_NATS_URL")
+            .env_remove("CIM_CONFIG")
+            .env_remove("CIM_NAMESPACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (send, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let event = serde_json::from_str(&line).unwrap_or_else(|_| json!({ "unparsed": line }));
+                if send.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut up = Self { child: Some(child), events, seen: Vec::new(), dir, packages };
+        up.next(|e| e["event"] == "up", "every component ready and registered");
+        up
+    }
+
+    fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The next event that `wanted` accepts (the ones before it are kept in `seen`).
+    #[track_caller]
+    fn next(&mut self, wanted: impl Fn(&Value) -> bool, what: &str) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(event) => {
+                    self.seen.push(event.clone());
+                    if wanted(&event) {
+                        return event;
+                    }
+                }
+                Err(_) => panic!("no event for {what}; events so far:\n{}\n{}", self.dump(), self.logs()),
+            }
+        }
+    }
+
+    fn dump(&self) -> String {
+        self.seen.iter().map(|e| format!("{e}\n")).collect()
+    }
+
+    /// The components' logs, for failures.
+    fn logs(&self) -> String {
+        let mut text = String::new();
+        for package in &self.packages {
+            let log = std::fs::read_to_string(self.data().join(format!("logs/{package}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            text += &format!("--- {package}:\n{}\n", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        text
+    }
+
+    /// `cim --data-dir <the stack's> args…`.
+    fn cim(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--data-dir", self.data().to_str().unwrap()];
+        all.extend_from_slice(args);
+        cim(&all)
+    }
+
+    /// The registry's live components: (name, instance id).
+    fn registered(&self) -> Vec<(String, String)> {
+        let list = self.cim(&["--json", "registry", "components"]).json();
+        list["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let r = &c["registration"];
+                (r["name"].as_str().unwrap().to_owned(), r["instance_id"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    }
+
+    /// SIGTERM to `cim up`; its exit status.
+    fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("cim up runs");
+        signal(child.id(), rustix::process::Signal::TERM);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "cim up did not exit after SIGTERM:\n{}", self.dump());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The events left after `cim up` exited.
+    fn rest(&mut self) -> Vec<Value> {
+        let rest: Vec<Value> = self.events.try_iter().collect();
+        self.seen.extend(rest.iter().cloned());
+        rest
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            // Gracefully, so that no component outlives a failed test.
+            self.terminate();
+        }
+    }
+}
+
+fn signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
+
+/// Whether a process with this id exists (a zombie counts: it was not reaped).
+fn exists(pid: u64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn up_runs_every_component_serves_other_commands_and_stops_them_all_on_sigterm() {
+    let mut up = Up::start();
+    let started = up.seen.iter().find(|e| e["event"] == "started").cloned().unwrap();
+    let nats_pid = started["server"]["nats_server_pid"].as_u64().unwrap();
+    let mut pids: Vec<u64> = vec![nats_pid];
+    for package in up.packages.clone() {
+        let ready = up.seen.iter().find(|e| e["event"] == "ready" && e["component"] == package.as_str());
+        let ready = ready.unwrap_or_else(|| panic!("{package} was not reported ready:\n{}", up.dump()));
+        pids.push(ready["pid"].as_u64().unwrap());
+        assert!(up.data().join(format!("logs/{package}.log")).is_file());
+    }
+    assert!(pids.iter().all(|pid| exists(*pid)));
+
+    // Every component is registered; other commands use the stack as its admin.
+    let mut names: Vec<String> = up.registered().into_iter().map(|(name, _)| name).collect();
+    names.sort();
+    assert_eq!(names, up.packages);
+    let status = up.cim(&["--json", "status"]).json();
+    assert_eq!(status["server"]["mode"], "embedded (cim up)");
+    assert_eq!(status["server"]["url"], started["server"]["url"]);
+    up.cim(&["events", "append", "order/1", "Placed", r#"{"n": 1}"#]).ok();
+
+    // `cim demo` on the stack (what `cargo xtask demo` runs): the registry's
+    // components and a unit created, updated and given an object by cim-ius.
+    let demo = up.cim(&["--json", "demo"]).json();
+    assert_eq!(demo["verify"]["ok"], true, "{demo:#}");
+    let services = &demo["services"];
+    let mut listed: Vec<&str> = services["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["registration"]["name"].as_str().unwrap())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, up.packages, "{services:#}");
+    let unit = &services["unit"];
+    let versions: Vec<u64> =
+        ["created", "updated", "attached"].iter().map(|step| unit[step]["version"].as_u64().unwrap()).collect();
+    assert_eq!(versions, [1, 2, 3], "{unit:#}");
+    assert_eq!(unit["object"]["media_type"], "text/plain", "{unit:#}");
+    assert_eq!(unit["problems"], json!([]), "{unit:#}");
+    let history = up.cim(&["--json", "units", "history", unit["id"].as_str().unwrap()]).json();
+    assert_eq!(history["events"].as_array().map(Vec::len), Some(3), "{history:#}");
+
+    // No password in plain text in the server's configuration; its users log in only with theirs.
+    let conf = std::fs::read_to_string(up.data().join("run/nats.conf")).unwrap();
+    for user in cim_deploy::Deployment::embedded().unwrap().users("cim").unwrap() {
+        let password = cim_deploy::read_password(&up.data().join(format!("secrets/nats-password-{}", user.user)));
+        assert!(!conf.contains(&password.unwrap()), "{}'s password is in plain text in nats.conf", user.user);
+    }
+    assert!(conf.contains("\"$2a$11$"), "no bcrypt hashes in nats.conf:\n{conf}");
+
+    let status = up.terminate();
+    assert!(status.success(), "cim up exited with {status}:\n{}", up.dump());
+    let rest = up.rest();
+    assert_eq!(rest.last().map(|e| e["event"].clone()), Some(json!("down")), "{}", up.dump());
+    for package in &up.packages {
+        let stopped = rest.iter().find(|e| e["event"] == "stopped" && e["component"] == package.as_str());
+        assert!(stopped.is_some(), "{package} was not reported stopped:\n{}", up.dump());
+    }
+    let left: Vec<&u64> = pids.iter().filter(|pid| exists(**pid)).collect();
+    assert!(left.is_empty(), "processes {left:?} outlived cim up:\n{}", up.dump());
+    assert!(!up.data().join("server.json").exists());
+
+    // The data stays usable without the stack.
+    let read = up.cim(&["--json", "events", "read", "order/1"]).json();
+    assert_eq!(read.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_killed_component_is_restarted_and_registers_again() {
+    let mut up = Up::start();
+    // The registry itself, if it is the only one; else another component, seen through the registry.
+    let victim = up.packages.iter().find(|p| *p != "cim-registry").unwrap_or(&up.packages[0]).clone();
+    let ready = up.seen.iter().find(|e| e["event"] == "ready" && e["component"] == victim.as_str()).cloned();
+    let pid = ready.unwrap()["pid"].as_u64().unwrap();
+    let before: Vec<String> = up.registered().into_iter().filter(|(n, _)| *n == victim).map(|(_, i)| i).collect();
+    assert_eq!(before.len(), 1, "{victim} is registered once: {before:?}");
+
+    signal(u32::try_from(pid).unwrap(), rustix::process::Signal::KILL);
+    let exited = up.next(|e| e["event"] == "exited" && e["component"] == victim.as_str(), "the exit");
+    assert_eq!(exited["pid"].as_u64(), Some(pid));
+    assert!(exited["status"].as_str().unwrap().contains("SIGKILL"), "{exited}");
+    assert!(exited["restart_in_ms"].as_u64().is_some(), "{exited}");
+    let again = up.next(|e| e["event"] == "ready" && e["component"] == victim.as_str(), "the restart");
+    assert_ne!(again["pid"].as_u64(), Some(pid));
+
+    // Registered again: a new instance (the killed one lingers until its TTL).
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let now: Vec<(String, String)> = up.registered();
+        if now.iter().any(|(name, instance)| *name == victim && !before.contains(instance)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{victim} did not register again: {now:?}\n{}", up.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(up.terminate().success());
+}
+
+/// A connection as `user`, with the permission violations the server reports.
+struct Login {
+    client: async_nats::Client,
+    violations: Arc<Mutex<Vec<String>>>,
+}
+
+impl Login {
+    async fn new(url: &str, user: &str, password: &str) -> Result<Self, async_nats::ConnectError> {
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let record = violations.clone();
+        let client = async_nats::ConnectOptions::with_user_and_password(user.to_owned(), password.to_owned())
+            .custom_inbox_prefix(format!("_INBOX_{user}"))
+            .event_callback(move |event| {
+                let record = record.clone();
+                async move {
+                    if let async_nats::Event::ServerError(error) = event {
+                        record.lock().unwrap().push(error.to_string());
+                    }
+                }
+            })
+            .connect(url)
+            .await?;
+        Ok(Self { client, violations })
+    }
+
+    /// Waits until the server has refused `operation` ("Publish to", "Subscription to") on `subject`.
+    async fn refused(&self, operation: &str, subject: &str) -> bool {
+        let wanted = format!("permissions violation for {operation} \"{subject}\"").to_lowercase();
+        for _ in 0..100 {
+            if self.violations.lock().unwrap().iter().any(|v| v.to_lowercase().contains(&wanted)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+}
+
+/// Logs in as each component user with its generated password and asserts
+/// the server refuses what belongs to others: their aggregate subjects,
+/// registration subjects, KV buckets and reply inboxes, and creating,
+/// updating, purging or deleting the shared streams (even those the
+/// component reads) — and that the event stream kept every message.
+#[tokio::test]
+async fn component_users_are_kept_to_their_own_subjects() {
+    let up = tokio::task::spawn_blocking(Up::start).await.unwrap();
+    for n in 0..3 {
+        up.cim(&["events", "append", &format!("order/{n}"), "Placed", "{}"]).ok();
+    }
+    let url = up.seen.iter().find(|e| e["event"] == "started").unwrap()["server"]["url"].as_str().unwrap().to_owned();
+    let count = |up: &Up| up.cim(&["--json", "status"]).json()["events"]["events"].as_u64().unwrap();
+    let events_before = count(&up);
+    let deployment = cim_deploy::Deployment::embedded().unwrap();
+    let by_store = deployment.streams("cim").unwrap();
+    let streams: Vec<String> = by_store.values().cloned().collect();
+    let password = |user: &str| cim_deploy::read_password(&up.data().join(format!("secrets/nats-password-{user}")));
+
+    for component in deployment.components().values() {
+        let user = component.user.as_str();
+        // A wrong password is refused; the right one logs in and may do what it needs.
+        assert!(Login::new(&url, user, "not-the-password").await.is_err(), "{user} logged in with a wrong password");
+        let login = Login::new(&url, user, &password(user).unwrap()).await.unwrap();
+        let info = login.client.request(format!("$JS.API.STREAM.INFO.{}", streams[0]), "".into()).await;
+        assert!(info.is_ok(), "{user} may not read {}'s info: {info:?}", streams[0]);
+
+        let mut publishes: Vec<String> = Vec::new();
+        let mut subscribes: Vec<String> = Vec::new();
+        for other in deployment.components().values().filter(|o| o.name != component.name) {
+            publishes.extend(other.aggregates.iter().map(|a| format!("cim.events.{a}.probe-{user}")));
+            publishes.push(format!("cim.service.registry.components.register.{}", other.package));
+            publishes.push(format!("cim.service.registry.components.deregister.{}", other.package));
+            publishes.extend(other.buckets.iter().map(|b| format!("$KV.cim-{b}.probe")));
+            subscribes.push(format!("{}.>", other.inbox_prefix()));
+        }
+        for (store, stream) in &by_store {
+            // A component that writes objects purges a failed put's chunks (PLAN: least privilege).
+            let purges = component.writes_objects && *store == cim_deploy::Store::Objects;
+            for operation in ["CREATE", "UPDATE", "PURGE", "DELETE"] {
+                let granted = match operation {
+                    "PURGE" => purges,
+                    _ => false,
+                };
+                if !granted {
+                    publishes.push(format!("$JS.API.STREAM.{operation}.{stream}"));
+                }
+            }
+        }
+        for subject in &publishes {
+            // What an attacker would send: e.g. keep one message of the event stream.
+            let body = json!({ "name": subject.rsplit('.').next(), "subjects": ["cim.events.>"], "max_msgs": 1 });
+            login.client.publish(subject.clone(), body.to_string().into()).await.unwrap();
+            login.client.flush().await.unwrap();
+            assert!(login.refused("publish to", subject).await, "{user} may publish to {subject}");
+        }
+        for subject in &subscribes {
+            let _subscription = login.client.subscribe(subject.clone()).await.unwrap();
+            login.client.flush().await.unwrap();
+            assert!(login.refused("subscription to", subject).await, "{user} may subscribe to {subject}");
+        }
+    }
+    assert_eq!(count(&up), events_before, "the event stream lost or gained messages");
+    let status = up.cim(&["--json", "status"]).json();
+    let streams_now: Vec<&str> =
+        status["streams"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    for stream in &streams {
+        assert!(streams_now.contains(&stream.as_str()), "{stream} is gone: {streams_now:?}");
+    }
+    tokio::task::spawn_blocking(move || drop(up)).await.unwrap();
+}
