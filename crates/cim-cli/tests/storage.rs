@@ -72,6 +72,8 @@ fn config(server: &NatsServer, namespace: &str, tiers: &Tiers, dir: &Path, insta
 
 /// Starts `cim-storage` for `env` and waits until `cim storage status` answers.
 fn start_manager(env: &Env, tiers: &Tiers, dir: &Path, instance: &str) -> ServiceProcess {
+    // As cim-provision.service does: the manager only attaches.
+    env.cim(&["provision"]).ok();
     let process = ServiceProcess::start(
         workspace_binary("cim-storage", "cim-storage"),
         dir,
