@@ -2,7 +2,7 @@
 # Rendered by the NixOS host module (nix/eval/rendered/README.md).
 set -eu
 dir=$(mktemp -d)
-for user in admin ius registry; do
+for user in admin ius registry storage; do
   printf 'placeholder-%s\n' "$user" > "$dir/nats-password-$user"
 done
 cim nats-config "$1" --credentials "$dir" --out "$dir/nats.conf"
