@@ -287,7 +287,8 @@ pub struct Restored {
 /// Runs `cim restore`: verifies the whole archive, then writes it.
 pub async fn restore(session: &Session, args: RestoreArgs, out: &Output) -> anyhow::Result<Exit> {
     let started = Instant::now();
-    let remote = Remote::storage(session, Duration::from_secs(args.request_timeout.max(1)));
+    let request_timeout = Duration::from_secs(args.request_timeout.max(1));
+    let remote = Remote::storage(session, request_timeout);
     let client = &remote.client;
     let segments = remote.check(client.segments(&SegmentQuery::default()).await, |_| None)?.segments;
     let work = tempfile::Builder::new()
@@ -409,7 +410,7 @@ pub async fn restore(session: &Session, args: RestoreArgs, out: &Output) -> anyh
                 }
                 let mut last = None;
                 for tier in tiers {
-                    match restore_object(session, client, &cid, *tier).await {
+                    match restore_object(session, client, &cid, *tier, request_timeout).await {
                         Ok(written) => {
                             bar.inc(*size);
                             return Ok(Some(written));
@@ -486,14 +487,24 @@ pub async fn restore(session: &Session, args: RestoreArgs, out: &Output) -> anyh
 
 /// Streams one object from `tier` into the hot object store, which refuses
 /// to publish it unless its bytes hash to `cid`. Returns its size.
+///
+/// The fetching half owns the channel's only sender, so the reading half
+/// sees the end of the object as soon as the last range has been passed on
+/// (the hot store reads whole chunks and waits for that end to publish the
+/// last, short one). Every wait is bounded: each range is a request with
+/// `idle` as its timeout, and the reading half gives up when no bytes
+/// arrive for `idle` plus a margin, so a stall is an error naming the
+/// object, never a hang.
 async fn restore_object(
     session: &Session,
     client: &cim_storage_api::Client,
     cid: &Cid,
     tier: TierName,
+    idle: Duration,
 ) -> anyhow::Result<u64> {
     let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    let fetch = async {
+    let fetch = async move {
+        let sender = sender;
         let mut range = ReadRange {
             kind: ItemKind::Objects,
             cid: cid.to_string(),
@@ -509,22 +520,52 @@ async fn restore_object(
                     return;
                 }
             };
+            if item.bytes.is_empty() && range.offset < item.size {
+                let _ = sender
+                    .send(Err(std::io::Error::other(format!(
+                        "the manager returned no bytes at offset {} of {}",
+                        range.offset, item.size
+                    ))))
+                    .await;
+                return;
+            }
             range.offset += item.bytes.len() as u64;
-            let done = range.offset >= item.size || item.bytes.is_empty();
+            let done = range.offset >= item.size;
             if sender.send(Ok(item.bytes)).await.is_err() || done {
+                // Returning drops the sender: the reader sees the end.
                 return;
             }
         }
     };
-    let reader = tokio_util::io::StreamReader::new(tokio_stream_of(receiver));
+    let reader = tokio_util::io::StreamReader::new(bounded_stream(receiver, idle + IDLE_MARGIN));
     let put = session.objects.put_expecting(reader, cid);
     let ((), stored) = tokio::join!(fetch, put);
     let meta = stored.with_context(|| format!("restoring object {cid} from the {tier} tier"))?;
     Ok(meta.size)
 }
 
-fn tokio_stream_of(
-    mut receiver: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
-) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
-    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+/// Added to the request timeout for the reading half's wait for bytes, so
+/// that a request's own timeout (the more specific error) comes first.
+const IDLE_MARGIN: Duration = Duration::from_secs(5);
+
+/// The receiver as a stream that ends when every sender is gone, and
+/// yields a timeout error (then ends) when nothing arrives for `idle`.
+fn bounded_stream(
+    receiver: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    idle: Duration,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin {
+    Box::pin(futures::stream::unfold(Some(receiver), move |receiver| async move {
+        let mut receiver = receiver?;
+        match tokio::time::timeout(idle, receiver.recv()).await {
+            Ok(Some(item)) => Some((item, Some(receiver))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no bytes from the storage manager for {}s", idle.as_secs()),
+                )),
+                None,
+            )),
+        }
+    }))
 }

@@ -131,7 +131,7 @@ async fn archive_lose_hot_restore_verified_and_damaged_copies_refused() {
     std::fs::write(&big, (0..3 * 1024 * 1024 + 5).map(|i: u32| (i % 251) as u8).collect::<Vec<u8>>()).unwrap();
     first.cim(&["objects", "put", big.to_str().unwrap(), "--name", "blobs/big"]).ok();
     let events = log(&first);
-    let stored = objects(&first);
+    let before_seal = objects(&first);
     assert!(events.len() >= 28, "{events:?}");
 
     // Archive through the CLI.
@@ -140,6 +140,11 @@ async fn archive_lose_hot_restore_verified_and_damaged_copies_refused() {
     assert_eq!(sealed["sealed_through_seq"].as_u64(), Some(events.len() as u64), "{sealed}");
     let segments = sealed["sealed"].as_array().unwrap();
     assert_eq!(segments.len(), events.len().div_ceil(10), "segments of 10: {sealed}");
+    // Sealing adds each segment's checkpoint and the names snapshot to hot
+    // (and to the tiers): the restore brings back all of them.
+    let stored = objects(&first);
+    assert!(stored.len() > before_seal.len(), "{stored:?}");
+    assert!(before_seal.iter().all(|cid| stored.contains(cid)), "{stored:?}");
     let status = first.cim(&["--json", "storage", "status"]).json();
     for tier in status["tiers"].as_array().unwrap() {
         assert_eq!((tier["lag_events"].as_u64(), tier["lag_objects"].as_u64()), (Some(0), Some(0)), "{status}");
