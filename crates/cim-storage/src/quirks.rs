@@ -15,6 +15,18 @@
 //!   missing bucket's directory on a PUT instead of answering
 //!   `NoSuchBucket`; its listing does refuse a missing bucket. So seal and
 //!   copy list every tier once before writing (`require_tiers`).
+//! - **Directory tiers** (`endpoint = "file:///dir"`, object_store's
+//!   `LocalFileSystem`; for development and `cim up`). A create-only put is
+//!   a staged file hard-linked to its name, which the file system refuses
+//!   atomically when the name exists (`AlreadyExists`, as a conditional PUT
+//!   answers `412`): `conditional_put = true` works, on file systems with
+//!   hard links (not on some network or FUSE mounts: there set
+//!   `conditional_put = false`). A multipart upload is a staged file
+//!   renamed at its end, so a failed one never shows. Every write is
+//!   fsynced (file and directory). A missing bucket directory lists as
+//!   empty and is created by a write, so [`crate::tier::Tier::check`] asks
+//!   the file system and answers `NoSuchBucket`. Staged files (`#` in
+//!   their names) are skipped by listings.
 //! - **Error codes.** A missing bucket is a 404 like a missing key
 //!   (`NoSuchBucket` vs `NoSuchKey`), bad credentials are 403
 //!   (`InvalidAccessKeyId`, `SignatureDoesNotMatch`, `AccessDenied`), a full

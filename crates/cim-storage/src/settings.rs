@@ -29,13 +29,21 @@ pub struct StorageSettings {
     pub work_dir: Option<PathBuf>,
 }
 
-/// One S3 tier. Credentials are read from files (`access_key_file`,
+/// One tier: an S3 bucket, or (for development and testing) a directory.
+/// S3 credentials are read from files (`access_key_file`,
 /// `secret_key_file`), never written in the configuration.
+///
+/// A directory tier has `endpoint = "file:///absolute/path"`: that
+/// directory plays the S3 server and `bucket` names a subdirectory of it,
+/// which must exist (the manager creates no buckets, nor their
+/// directories). It takes no credentials. Both copies on one disk protect
+/// against little: it is for trying the stack out (`cim up`) and tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TierSettings {
     /// The S3 endpoint, e.g. `http://nas.local:9000` or
-    /// `https://s3.eu-central-1.wasabisys.com`.
+    /// `https://s3.eu-central-1.wasabisys.com`; or `file:///path` for a
+    /// directory tier.
     pub endpoint: String,
     /// The bucket. It must exist: the manager never creates buckets.
     pub bucket: String,
@@ -246,17 +254,37 @@ impl Settings for StorageSettings {
 }
 
 impl TierSettings {
+    /// The directory of a directory tier (`endpoint = "file:///path"`).
+    pub fn directory(&self) -> Option<&std::path::Path> {
+        self.endpoint.strip_prefix("file://").map(std::path::Path::new)
+    }
+
     fn validate(&self, tier: &str) -> Result<(), Invalid> {
         let key = |k: &str| format!("{tier}.{k}");
         if self.endpoint.is_empty() {
-            return Err(Invalid::new(key("endpoint"), "is required: the tier's S3 endpoint URL"));
+            return Err(Invalid::new(key("endpoint"), "is required: the tier's S3 endpoint URL (or file:///dir)"));
         }
-        let http = self.endpoint.starts_with("http://");
-        if !http && !self.endpoint.starts_with("https://") {
-            return Err(Invalid::new(key("endpoint"), "must be an http:// or https:// URL"));
-        }
-        if http && !self.allow_http {
-            return Err(Invalid::new(key("endpoint"), "is plain http: set allow_http = true to allow it"));
+        if let Some(dir) = self.directory() {
+            if !dir.is_absolute()
+                || dir.components().any(|c| matches!(c, std::path::Component::ParentDir))
+                || self.endpoint.contains(['?', '#'])
+            {
+                return Err(Invalid::new(key("endpoint"), "must be file:// and an absolute path without `..`"));
+            }
+            if self.access_key_file.is_some() || self.secret_key_file.is_some() {
+                return Err(Invalid::new(
+                    key("access_key_file"),
+                    "is not used by a directory tier (file://): remove the key files",
+                ));
+            }
+        } else {
+            let http = self.endpoint.starts_with("http://");
+            if !http && !self.endpoint.starts_with("https://") {
+                return Err(Invalid::new(key("endpoint"), "must be an http:// or https:// URL (or file:///dir)"));
+            }
+            if http && !self.allow_http {
+                return Err(Invalid::new(key("endpoint"), "is plain http: set allow_http = true to allow it"));
+            }
         }
         if !valid_bucket(&self.bucket) {
             return Err(Invalid::new(
@@ -272,10 +300,10 @@ impl TierSettings {
         {
             return Err(Invalid::new(key("prefix"), "must be empty or like `cim/` ([A-Za-z0-9/._-], ending in /)"));
         }
-        if self.access_key_file.is_none() {
+        if self.directory().is_none() && self.access_key_file.is_none() {
             return Err(Invalid::new(key("access_key_file"), "is required: a file holding the access key id"));
         }
-        if self.secret_key_file.is_none() {
+        if self.directory().is_none() && self.secret_key_file.is_none() {
             return Err(Invalid::new(key("secret_key_file"), "is required: a file holding the secret key"));
         }
         if self.region.is_empty() {
@@ -339,5 +367,33 @@ mod tests {
         settings.warm.secret_key_file = None;
         settings.warm.prefix = "cim/".to_owned();
         assert_eq!(settings.validate().expect_err("secret").key, "warm.secret_key_file");
+    }
+
+    #[test]
+    fn directory_tiers() {
+        let dir = |endpoint: &str, bucket: &str| TierSettings {
+            endpoint: endpoint.to_owned(),
+            bucket: bucket.to_owned(),
+            ..TierSettings::default()
+        };
+        let mut settings = StorageSettings {
+            warm: dir("file:///var/lib/cim/tiers", "warm"),
+            cold: dir("file:///var/lib/cim/tiers", "cold"),
+            ..StorageSettings::default()
+        };
+        settings.validate().expect("two directory tiers, no credentials");
+        assert_eq!(settings.warm.directory(), Some(std::path::Path::new("/var/lib/cim/tiers")));
+        settings.cold.bucket = "warm".to_owned();
+        assert_eq!(settings.validate().expect_err("same directory").key, "cold");
+        settings.cold = dir("file://tiers", "cold");
+        assert_eq!(settings.validate().expect_err("relative").key, "cold.endpoint");
+        settings.cold = dir("file:///var/lib/../cim", "cold");
+        assert_eq!(settings.validate().expect_err("..").key, "cold.endpoint");
+        settings.cold = dir("file:///var/lib/cim/tiers", "");
+        assert_eq!(settings.validate().expect_err("no bucket").key, "cold.bucket");
+        settings.cold = TierSettings { access_key_file: Some("/run/k".into()), ..dir("file:///srv", "cold") };
+        assert_eq!(settings.validate().expect_err("credentials").key, "cold.access_key_file");
+        settings.cold = dir("ftp://srv", "cold");
+        assert_eq!(settings.validate().expect_err("scheme").key, "cold.endpoint");
     }
 }

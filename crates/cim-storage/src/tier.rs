@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use ::object_store::local::LocalFileSystem;
 use ::object_store::path::Path;
 use ::object_store::{
     BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
@@ -61,6 +62,11 @@ pub struct Tier {
 struct Inner {
     name: TierName,
     store: Arc<dyn ObjectStore>,
+    /// A directory tier's bucket directory (checked by [`Tier::check`]).
+    directory: Option<std::path::PathBuf>,
+    /// Prepended to every key: `<bucket>/` on a directory tier (whose
+    /// store is rooted at the endpoint's directory), else empty.
+    base: String,
     endpoint: String,
     bucket: String,
     prefix: String,
@@ -101,6 +107,9 @@ impl Tier {
     /// A tier as `settings` describe it, with credentials read from their
     /// files. Nothing is sent yet; [`Tier::check`] does.
     pub fn open(name: TierName, settings: &TierSettings, part_bytes: u64) -> Result<Self> {
+        if let Some(dir) = settings.directory() {
+            return Self::open_directory(name, settings, dir, part_bytes);
+        }
         let missing =
             |what: &str| Error::Config { key: format!("storage.{name}.{what}"), reason: "is required".to_owned() };
         let access_key = read_secret(
@@ -147,6 +156,33 @@ impl Tier {
             inner: Arc::new(Inner {
                 name,
                 store: Arc::new(store),
+                directory: None,
+                base: String::new(),
+                endpoint: settings.endpoint.clone(),
+                bucket: settings.bucket.clone(),
+                prefix: settings.prefix.clone(),
+                conditional_put: settings.conditional_put,
+                part_bytes: usize::try_from(part_bytes).unwrap_or(usize::MAX),
+                last_error: Mutex::new(None),
+                counters: TierCounters::default(),
+            }),
+        })
+    }
+
+    /// A directory tier (development and tests; [`crate::quirks`]): the
+    /// endpoint's directory must exist, the bucket is a subdirectory of it,
+    /// checked by [`Tier::check`] like an S3 bucket. Writes are fsynced.
+    fn open_directory(name: TierName, settings: &TierSettings, dir: &FsPath, part_bytes: u64) -> Result<Self> {
+        let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| Error::Config {
+            key: format!("storage.{name}.endpoint"),
+            reason: format!("directory {}: {e}", dir.display()),
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                name,
+                store: Arc::new(store.with_fsync(true)),
+                directory: Some(dir.join(&settings.bucket)),
+                base: format!("{}/", settings.bucket),
                 endpoint: settings.endpoint.clone(),
                 bucket: settings.bucket.clone(),
                 prefix: settings.prefix.clone(),
@@ -212,7 +248,7 @@ impl Tier {
     }
 
     fn path(&self, key: &str) -> Path {
-        Path::from(format!("{}{key}", self.inner.prefix))
+        Path::from(format!("{}{}{key}", self.inner.base, self.inner.prefix))
     }
 
     /// Records how the last request went, and classifies its error.
@@ -237,7 +273,27 @@ impl Tier {
     /// Checks that the bucket exists and the credentials are accepted, by
     /// listing at most one key under the prefix.
     pub async fn check(&self) -> Result<()> {
-        let prefix = Path::from(self.inner.prefix.trim_end_matches('/'));
+        if let Some(dir) = &self.inner.directory {
+            // A directory store lists a missing directory as empty and
+            // creates it on a write: ask the file system.
+            let found = tokio::fs::metadata(dir).await;
+            if !found.as_ref().is_ok_and(std::fs::Metadata::is_dir) {
+                let reason = match found {
+                    Ok(_) => format!("{} is not a directory", dir.display()),
+                    Err(e) => format!("directory {}: {e}", dir.display()),
+                };
+                let error = Error::Tier {
+                    tier: self.inner.name,
+                    op: "list",
+                    key: String::new(),
+                    problem: TierProblem::NoSuchBucket,
+                    reason,
+                };
+                *self.inner.last_error.lock().expect("tier error lock") = Some(error.to_string());
+                return Err(error);
+            }
+        }
+        let prefix = Path::from(format!("{}{}", self.inner.base, self.inner.prefix).trim_end_matches('/'));
         let mut listing = self.inner.store.list(Some(&prefix));
         let first = listing.next().await.transpose();
         self.outcome("list", "", first).map(|_| ())
@@ -390,7 +446,7 @@ impl Tier {
     /// Every item of `kind`, by key order.
     pub async fn list(&self, kind: ItemKind) -> Result<Vec<Listed>> {
         let prefix = self.path(kind.as_str());
-        let strip = self.inner.prefix.to_string();
+        let strip = format!("{}{}", self.inner.base, self.inner.prefix);
         let mut listing = self.inner.store.list(Some(&prefix));
         let mut items = Vec::new();
         while let Some(meta) = listing.next().await {

@@ -6,7 +6,9 @@ mod support;
 
 mod archive;
 mod crash;
+mod dirs;
 mod faults;
+mod gc;
 mod provision;
 mod retention;
 mod scrub;
