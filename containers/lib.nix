@@ -69,6 +69,21 @@ in
       '';
     };
 
+    credentials = lib.mkOption {
+      type = lib.types.attrsOf (lib.types.strMatching "/[^[:space:]]+");
+      default = { };
+      example = {
+        warm-access-key = "/var/lib/cim/secrets/storage/warm-access-key";
+      };
+      description = ''
+        More secret files on the host for the component (e.g. the Storage
+        Manager's S3 keys), by credential name: passed to the container as
+        credentials (`--load-credential`, like the NATS password) and to the
+        service as `services.cim.${name}.credentials`, which reads each as
+        `/run/credentials/<package>.service/<name>`.
+      '';
+    };
+
     config = lib.mkOption {
       type = lib.types.deferredModule;
       default = { };
@@ -111,7 +126,12 @@ in
       inherit (cfg) privateUsers;
       hostAddress = config.services.cim.containers.hostAddress;
       localAddress = cfg.localAddress;
-      extraFlags = [ "--load-credential=${credential}:${passwordFile}" ];
+      extraFlags = [
+        "--load-credential=${credential}:${passwordFile}"
+      ]
+      ++ lib.mapAttrsToList (
+        credential: file: "--load-credential=cim-${credential}:${file}"
+      ) cfg.credentials;
       config = {
         imports = [
           module
@@ -120,6 +140,7 @@ in
         services.cim.${name} = {
           enable = true;
           nats.passwordCredential = credential;
+          credentials = lib.mapAttrs (credential: _: "cim-${credential}") cfg.credentials;
           settings.nats.url = "nats://${config.services.cim.containers.hostAddress}:${toString host.nats.port}";
           settings.nats.user = user;
           settings.store.namespace = host.namespace;

@@ -35,5 +35,40 @@ in
   # and so on for each.
   services.cim.containers = lib.genAttrs components (_: {
     enable = true;
-  });
+  }) // {
+    # The Storage Manager needs its two S3 tiers (docs/services.md): here a
+    # NAS (warm) and a cloud bucket (cold); replace endpoints and buckets.
+    # Their keys are files on the host, handed to the container as
+    # credentials; the manager reads them from its credentials directory.
+    storage = {
+      enable = true;
+      credentials = lib.genAttrs [
+        "warm-access-key"
+        "warm-secret-key"
+        "cold-access-key"
+        "cold-secret-key"
+      ] (credential: "/var/lib/cim/secrets/storage/${credential}");
+      config.services.cim.storage.settings.storage =
+        let
+          keys = tier: {
+            access_key_file = "/run/credentials/cim-storage.service/${tier}-access-key";
+            secret_key_file = "/run/credentials/cim-storage.service/${tier}-secret-key";
+          };
+        in
+        {
+          warm = {
+            endpoint = "http://nas.example:9000";
+            bucket = "cim-warm";
+            allow_http = true;
+          }
+          // keys "warm";
+          cold = {
+            endpoint = "https://s3.eu-central-1.wasabisys.com";
+            bucket = "cim-cold";
+            region = "eu-central-1";
+          }
+          // keys "cold";
+        };
+    };
+  };
 }

@@ -58,7 +58,33 @@ in
     services.cim.containers = builtins.mapAttrs (_: _: {
       enable = true;
       config = containerTools;
-    }) components;
+    }) components // {
+      storage = {
+        enable = true;
+        config = {
+          imports = [ containerTools ];
+          # No S3 in the VM: the Storage Manager's two tiers are directory
+          # tiers in its state directory (systemd creates the bucket
+          # directories, owned by its dynamic user; the manager creates none).
+          systemd.services.cim-storage.serviceConfig.StateDirectory = [
+            "cim-storage"
+            "cim-storage/tiers"
+            "cim-storage/tiers/warm"
+            "cim-storage/tiers/cold"
+          ];
+          services.cim.storage.settings.storage = {
+            warm = {
+              endpoint = "file:///var/lib/cim-storage/tiers";
+              bucket = "warm";
+            };
+            cold = {
+              endpoint = "file:///var/lib/cim-storage/tiers";
+              bucket = "cold";
+            };
+          };
+        };
+      };
+    };
   };
 
   # Python helpers prepended to every test script.

@@ -170,7 +170,13 @@ let
   strangers = lib.filter (row: !(lib.elem row.user users)) rows;
   own =
     c:
-    map (row: check "row of ${c.user}: `${row.subject}`" { inherit namespace; } (removeAttrs row [ "user" ])) (
+    map (
+      row:
+      check "row of ${c.user}: `${row.subject}`" {
+        inherit namespace;
+        NAMESPACE = lib.toUpper (lib.replaceStrings [ "-" ] [ "_" ] namespace);
+      } (removeAttrs row [ "user" ])
+    ) (
       lib.filter (row: row.user == c.user) rows
     );
 in

@@ -108,6 +108,23 @@ in
       '';
     };
 
+    credentials = mkOption {
+      type = types.attrsOf (types.strMatching "[A-Za-z0-9_./-]+");
+      default = { };
+      example = {
+        warm-access-key = "/var/lib/cim/secrets/storage/warm-access-key";
+      };
+      description = ''
+        More secret files for the service (e.g. the Storage Manager's S3
+        keys), by credential name: each is read by systemd (LoadCredential)
+        and read by the service as `${credentialsDir}/<name>`, so point the
+        settings there (e.g. `settings.storage.warm.access_key_file`). A
+        value is an absolute file outside the Nix store, or the name of a
+        credential the service manager itself received (in a container:
+        `services.cim.containers.<name>.credentials` passes them).
+      '';
+    };
+
     nats.passwordFile = mkOption {
       type = types.nullOr secrets.type;
       default = null;
@@ -233,6 +250,7 @@ in
       }
       (secrets.outsideStore "${opt}.nats.passwordFile" cfg.nats.passwordFile)
     ]
+    ++ lib.mapAttrsToList (credential: source: secrets.outsideStore "${opt}.credentials.${credential}" source) cfg.credentials
     ++ map (key: secrets.outsideStore "${opt}.settings.nats.${key}" (cfg.settings.nats.${key} or null)) secretKeys;
 
     systemd.services.${binary} = {
@@ -245,7 +263,9 @@ in
         Type = "exec";
         ExecStart = "${cfg.package}/bin/${binary} --config ${cfg.configFile}";
         DynamicUser = true;
-        LoadCredential = lib.optional (passwordSource != null) "nats-password:${passwordSource}";
+        LoadCredential =
+          lib.optional (passwordSource != null) "nats-password:${passwordSource}"
+          ++ lib.mapAttrsToList (credential: source: "${credential}:${source}") cfg.credentials;
         # The runtime reconnects by itself; a crash or a failed start
         # (NATS unreachable for longer than its connect timeout) restarts.
         Restart = "on-failure";

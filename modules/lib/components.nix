@@ -5,7 +5,7 @@
 #
 #   components          name -> { name, title, package, api, user, http_port,
 #                       address, service, aggregates, buckets, reads,
-#                       writes_objects, calls, durable_consumers }
+#                       writes_objects, purges_events, calls, durable_consumers }
 #   users NAMESPACE     NATS user -> { publish, publishDeny, subscribe, allowResponses }:
 #                       the admin and every component, for that namespace
 #   streams NAMESPACE   store -> stream name ([stores])
@@ -34,6 +34,7 @@ let
     buckets = [ isStrList "a list of strings" ];
     reads = [ (v: isStrList v && lib.all (s: stores ? ${s}) v) "a list of stores of [stores]" ];
     writes_objects = [ builtins.isBool "a boolean" ];
+    purges_events = [ builtins.isBool "a boolean" ];
     calls = [ isStrList "a list of strings" ];
   };
   # Keys a component may leave out, with their defaults.

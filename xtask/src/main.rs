@@ -7,6 +7,7 @@ mod demo;
 mod layering;
 mod new_component;
 mod nix;
+mod storage_demo;
 mod test;
 mod tools;
 
@@ -72,6 +73,15 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Install the tools and run the Storage Manager end to end in release
+    /// mode (1M events, 1,000 objects to 64 MiB: archive, scrub, delete hot,
+    /// restore, verify; raw S3 beside it). `--quick` for tiny sizes. See
+    /// docs/benchmarks.md.
+    StorageDemo {
+        /// Flags for storage-demo (`--help` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -89,6 +99,7 @@ fn main() -> ExitCode {
         }
         Task::Demo => demo::run_demo(&root),
         Task::Bench { args } => bench::run_bench(&root, &args),
+        Task::StorageDemo { args } => storage_demo::run_demo(&root, &args),
     };
     // Not `main() -> Result`: that prints a backtrace whenever RUST_BACKTRACE is set.
     match result {

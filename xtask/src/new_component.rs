@@ -122,7 +122,7 @@ pub fn create(root: &Path, name: &str, title: Option<&str>) -> Result<()> {
 Next:
   1. cargo test -p cim-{name} -p cim-{name}-api    its tests, on a real nats-server
   2. Replace the example endpoint `echo` with the component's own, and say in components.toml what it
-     appends, owns, reads and calls (aggregates, buckets, reads, writes_objects, calls).
+     appends, owns, reads and calls (aggregates, buckets, reads, writes_objects, purges_events, calls).
   3. cargo xtask nix --update-rendered    renders its NixOS configuration and NATS user into
      nix/eval/rendered/ (review the diff); cim-deploy's tests and the live check compare with it.
   4. tests/permission-matrix.json: what its NATS user must not do, and others must not do to it.
@@ -158,7 +158,7 @@ fn plan(root: &Path, names: &Names) -> Result<Plan> {
     let entry = format!(
         "[components.{name}]\ntitle = \"{title}\"\npackage = \"cim-{name}\"\napi = \"cim-{name}-api\"\nuser = \"{name}\"\n\
          http_port = {http_port}\naddress = \"{address}\"\nservice = \"cim.service.{name}\"\naggregates = []\n\
-         buckets = []\nreads = []\nwrites_objects = false\ncalls = []\n",
+         buckets = []\nreads = []\nwrites_objects = false\npurges_events = false\ncalls = []\n",
         title = names.title
     );
     let components_toml = insert_component(&components_toml, &entry)?;

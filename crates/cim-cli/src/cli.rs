@@ -7,7 +7,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::{
     config_cmd, dag_cmd, demo, events_cmd, export, hub_cmd, import, nats_config_cmd, objects_cmd, pipelines_cmd,
-    registry_cmd, server_cmd, units_cmd, up, verify_cmd,
+    registry_cmd, server_cmd, storage_cmd, units_cmd, up, verify_cmd,
 };
 
 /// The CIM operator's tool: events, objects, the MerkleDAG, verification and
@@ -102,6 +102,10 @@ pub enum StoreCommand {
     Hub(hub_cmd::HubArgs),
     /// Pipelines through the Pipeline Engine (cim-pipeline must be running): define, run, watch, dead letters.
     Pipelines(pipelines_cmd::PipelinesArgs),
+    /// The warm and cold tiers through the Storage Manager (cim-storage must be running): status, seal, scrub, gc, retention, restore.
+    Storage(storage_cmd::StorageArgs),
+    /// Bring a fresh host's store back from the tiers, verifying everything first (cim-storage must be running).
+    Restore(storage_cmd::RestoreArgs),
 }
 
 #[cfg(test)]

@@ -93,11 +93,16 @@ pub async fn run(session: &Session, command: EventsCommand, out: &Output) -> any
         EventsCommand::Read { aggregate, from, to, as_of } => {
             let aggregate = args::aggregate(&aggregate)?;
             let as_of = as_of.as_deref().map(args::time).transpose()?;
-            let events = session
+            let mut events = session
                 .events
                 .read_aggregate(&aggregate, AggregateQuery { from_version: from, to_version: to, as_of })
                 .await
                 .with_context(|| format!("reading {aggregate}"))?;
+            if events.first().is_none_or(|first| first.version() > from)
+                && session.events.retention_point().await?.is_some()
+            {
+                events = with_archived(session, &aggregate, from, to, as_of, events, out).await?;
+            }
             if events.is_empty() && session.events.head(&aggregate).await?.is_none() {
                 return Err(not_found(format!("aggregate {aggregate} has no events")));
             }
@@ -107,13 +112,70 @@ pub async fn run(session: &Session, command: EventsCommand, out: &Output) -> any
         }
         EventsCommand::Show { cid } => {
             let cid = args::cid(&cid)?;
-            let stored = session.events.event(&cid).await?;
+            let stored = match session.events.event(&cid).await {
+                Ok(stored) => stored,
+                Err(cim_store::Error::EventNotFound(_) | cim_store::Error::EventArchived { .. })
+                    if session.events.retention_point().await?.is_some() =>
+                {
+                    let stored = crate::tiers::archived_event(session, &cid).await?;
+                    out.note("(read from the archive: hot no longer holds this event)");
+                    stored
+                }
+                Err(error) => return Err(error.into()),
+            };
             out.emit(&event_json(&stored), || detail(&stored));
             Ok(Exit::Ok)
         }
         EventsCommand::Log(start) => follow(session, start, true, out).await,
         EventsCommand::Tail(start) => follow(session, start, false, out).await,
     }
+}
+
+/// An aggregate's events when retention dropped its early versions from
+/// hot: the versions before the first hot one are read from the archive,
+/// walking `prev` links back (each verified against the CID its successor
+/// names, so the chain is checked as it is read).
+async fn with_archived(
+    session: &Session,
+    aggregate: &cim_cid::AggregateKey,
+    from: u64,
+    to: Option<u64>,
+    as_of: Option<cim_cid::Timestamp>,
+    hot: Vec<StoredEvent>,
+    out: &Output,
+) -> anyhow::Result<Vec<StoredEvent>> {
+    // Hot holds at least the aggregate's head at the retention point.
+    let hot = if hot.is_empty() { session.events.read_aggregate(aggregate, AggregateQuery::all()).await? } else { hot };
+    let Some(first) = hot.first() else { return Ok(hot) };
+    let mut archived = Vec::new();
+    let mut link = first.event.envelope.prev().copied();
+    let mut version = first.version();
+    while let Some(cid) = link {
+        if version <= from {
+            break;
+        }
+        let stored = crate::tiers::archived_event(session, &cid).await?;
+        let envelope = &stored.event.envelope;
+        if envelope.aggregate() != *aggregate || envelope.version() + 1 != version {
+            return Err(crate::exit::problems(format!(
+                "the archive's event {cid} is not version {} of {aggregate}",
+                version - 1
+            )));
+        }
+        version = envelope.version();
+        link = envelope.prev().copied();
+        archived.push(stored);
+    }
+    if !archived.is_empty() {
+        out.note(format!("({} earlier versions read from the archive)", archived.len()));
+    }
+    archived.reverse();
+    Ok(archived
+        .into_iter()
+        .chain(hot)
+        .filter(|e| e.version() >= from && to.is_none_or(|to| e.version() <= to))
+        .filter(|e| as_of.is_none_or(|time| e.event.envelope.timestamp() <= time))
+        .collect())
 }
 
 async fn append(session: &Session, args: AppendArgs, out: &Output) -> anyhow::Result<Exit> {

@@ -80,9 +80,11 @@ impl Exit {
             E::Invalid(_) | E::EmptyAppend | E::TooManyEvents { .. } | E::EventTooLarge { .. } | E::Config { .. } => {
                 Self::Usage
             }
-            E::DanglingLink { .. } | E::EventNotFound(_) | E::ObjectNotFound(_) | E::NameNotFound { .. } => {
-                Self::NotFound
-            }
+            E::DanglingLink { .. }
+            | E::EventNotFound(_)
+            | E::ObjectNotFound(_)
+            | E::NameNotFound { .. }
+            | E::EventArchived { .. } => Self::NotFound,
             E::CorruptEvent { .. } | E::CorruptObject { .. } => Self::Problems,
             _ => Self::Error,
         }
@@ -101,6 +103,8 @@ impl Exit {
             RequestFailure::Registry(error) => Self::of_status(error),
             RequestFailure::Hub(error) => Self::of_status(error),
             RequestFailure::Pipeline(error) => Self::of_status(error),
+            RequestFailure::Storage(error) if error.is(cim_storage_api::StorageCode::Corrupt) => Self::Problems,
+            RequestFailure::Storage(error) => Self::of_status(error),
             RequestFailure::Other(error) => Self::of_status(error),
         }
     }

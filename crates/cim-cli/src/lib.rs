@@ -30,6 +30,8 @@ mod services;
 mod session;
 mod settings;
 mod status;
+mod storage_cmd;
+mod tiers;
 mod units_cmd;
 mod units_text;
 mod up;
@@ -85,6 +87,8 @@ pub async fn run(cli: Cli, out: &Output) -> anyhow::Result<Exit> {
                 StoreCommand::Registry(args) => registry_cmd::run(&session, args, out).await,
                 StoreCommand::Hub(args) => hub_cmd::run(&session, args, out).await,
                 StoreCommand::Pipelines(args) => pipelines_cmd::run(&session, args, out).await,
+                StoreCommand::Storage(args) => storage_cmd::run(&session, args, out).await,
+                StoreCommand::Restore(args) => storage_cmd::restore(&session, args, out).await,
             };
             // Stop a transient embedded server even when the command failed.
             let closed = session.close().await;

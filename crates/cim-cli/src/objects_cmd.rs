@@ -163,9 +163,18 @@ async fn put(session: &Session, file: &Path, name: Option<&str>, out: &Output) -
 }
 
 async fn get(session: &Session, cid: &cim_cid::Cid, output: Option<&Path>, out: &Output) -> anyhow::Result<Exit> {
+    // Hot, or the Storage Manager's tiers when hot dropped it.
+    let in_hot = match session.objects.stat(cid).await {
+        Ok(found) => found.is_some(),
+        Err(error) => return Err(error.into()),
+    };
     let Some(path) = output else {
         let mut stdout = tokio::io::stdout();
-        session.objects.copy_to(cid, &mut stdout).await?;
+        if in_hot {
+            session.objects.copy_to(cid, &mut stdout).await?;
+        } else {
+            fall_through(session, cid, &mut stdout).await?;
+        }
         stdout.flush().await?;
         return Ok(Exit::Ok);
     };
@@ -175,13 +184,42 @@ async fn get(session: &Session, cid: &cim_cid::Cid, output: Option<&Path>, out: 
     let temp =
         tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))?;
     let mut file = tokio::fs::File::from_std(temp.reopen()?);
-    let written = session.objects.copy_to(cid, &mut file).await?;
+    let written = if in_hot {
+        session.objects.copy_to(cid, &mut file).await?
+    } else {
+        let written = fall_through(session, cid, &mut file).await?;
+        out.note(format!("(read from the archive: hot no longer holds {cid})"));
+        written
+    };
     file.sync_all().await?;
     temp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
     out.emit(&json!({ "cid": cid.to_string(), "size": written, "output": path }), || {
         format!("wrote {written} bytes of {cid} to {} (verified)", path.display())
     });
     Ok(Exit::Ok)
+}
+
+/// An object hot does not hold, from the Storage Manager's tiers; not found
+/// when neither has it.
+async fn fall_through(
+    session: &Session,
+    cid: &cim_cid::Cid,
+    output: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> anyhow::Result<u64> {
+    match crate::tiers::copy_object(session, cid, output).await {
+        Ok(written) => Ok(written),
+        Err(error) => {
+            let unknown = error.chain().any(|cause| {
+                cause.downcast_ref::<cim_wire::RequestError<cim_storage_api::StorageCode>>().is_some_and(|e| {
+                    crate::tiers::is_not_found(e) || matches!(e, cim_wire::RequestError::NoResponders { .. })
+                })
+            });
+            if unknown {
+                return Err(cim_store::Error::ObjectNotFound(*cid).into());
+            }
+            Err(error)
+        }
+    }
 }
 
 fn stored_at(meta: &ObjectMeta) -> String {

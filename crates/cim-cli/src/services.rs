@@ -43,6 +43,8 @@ pub const REGISTRY: Service = Service { name: cim_registry_api::SERVICE.name, ti
 
 /// The Integration Hub.
 pub const HUB: Service = Service { name: cim_hub_api::SERVICE.name, title: "the Integration Hub" };
+/// The Storage Manager.
+pub const STORAGE: Service = Service { name: cim_storage_api::SERVICE.name, title: "the Storage Manager" };
 
 /// A service's client, and what is needed to explain its failures.
 #[derive(Debug)]
@@ -88,6 +90,15 @@ impl Remote<cim_pipeline_api::Client> {
         let timeout = Duration::from_secs(args.timeout.max(1));
         let client = cim_pipeline_api::Client::new(session.events.client().clone(), timeout);
         Self::new(client, PIPELINE, session, timeout)
+    }
+}
+
+impl Remote<cim_storage_api::Client> {
+    /// The Storage Manager on the session's connection, waiting `timeout`
+    /// for each reply (seals, scrubs and restores take long).
+    pub fn storage(session: &Session, timeout: Duration) -> Self {
+        let client = cim_storage_api::Client::new(session.events.client().clone(), timeout);
+        Self::new(client, STORAGE, session, timeout)
     }
 }
 
@@ -164,6 +175,9 @@ pub fn request_error_of<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Opt
     if let Some(error) = cause.downcast_ref::<RequestError<PipelineCode>>() {
         return Some(RequestFailure::Pipeline(error));
     }
+    if let Some(error) = cause.downcast_ref::<RequestError<cim_storage_api::StorageCode>>() {
+        return Some(RequestFailure::Storage(error));
+    }
     cause.downcast_ref::<RequestError<NoCode>>().map(RequestFailure::Other)
 }
 
@@ -174,6 +188,7 @@ pub fn refusal_of(cause: &(dyn std::error::Error + 'static)) -> Option<WireError
         RequestFailure::Registry(error) => error.remote().map(ApiError::to_wire),
         RequestFailure::Hub(error) => error.remote().map(ApiError::to_wire),
         RequestFailure::Pipeline(error) => error.remote().map(ApiError::to_wire),
+        RequestFailure::Storage(error) => error.remote().map(ApiError::to_wire),
         RequestFailure::Other(error) => error.remote().map(ApiError::to_wire),
     }
 }
@@ -189,6 +204,8 @@ pub enum RequestFailure<'a> {
     Hub(&'a RequestError<cim_hub_api::HubCode>),
     /// To the Pipeline Engine.
     Pipeline(&'a RequestError<PipelineCode>),
+    /// To the Storage Manager.
+    Storage(&'a RequestError<cim_storage_api::StorageCode>),
     /// To an API whose codes `cim` does not know.
     Other(&'a RequestError<NoCode>),
 }

@@ -13,6 +13,7 @@ mod embedded;
 mod nats_config;
 mod pipelines;
 mod registry;
+mod storage;
 mod store;
 mod units;
 mod up;

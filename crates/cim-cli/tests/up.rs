@@ -178,6 +178,20 @@ fn exists(pid: u64) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// A plain HTTP GET of `path` on `base` (`http://127.0.0.1:PORT`): the body.
+fn http_get(base: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let address = base.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"), "{head}");
+    body.to_owned()
+}
+
 #[test]
 fn up_runs_every_component_serves_other_commands_and_stops_them_all_on_sigterm() {
     let mut up = Up::start();
@@ -225,6 +239,40 @@ fn up_runs_every_component_serves_other_commands_and_stops_them_all_on_sigterm()
     assert_eq!(unit["problems"], json!([]), "{unit:#}");
     let history = up.cim(&["--json", "units", "history", unit["id"].as_str().unwrap()]).json();
     assert_eq!(history["events"].as_array().map(Vec::len), Some(3), "{history:#}");
+
+    // The Storage Manager on its directory tiers (the data directory's
+    // `tiers/warm` and `tiers/cold`): status through the stack, a seal
+    // copies the events and objects down to both.
+    let status = up.cim(&["--json", "storage", "status"]).json();
+    let tiers = status["tiers"].as_array().unwrap();
+    assert_eq!(tiers.len(), 2, "{status:#}");
+    for tier in tiers {
+        assert_eq!(tier["reachable"], true, "{status:#}");
+        assert!(tier["endpoint"].as_str().unwrap().starts_with("file:///"), "{status:#}");
+    }
+    let sealed = up.cim(&["--json", "storage", "seal", "--force"]).json();
+    let through = sealed["sealed_through_seq"].as_u64().unwrap();
+    assert!(through >= 4, "{sealed:#}");
+    let status = up.cim(&["--json", "storage", "status"]).json();
+    assert_eq!(status["sealed_through_seq"].as_u64(), Some(through), "{status:#}");
+    for tier in status["tiers"].as_array().unwrap() {
+        assert_eq!((tier["lag_events"].as_u64(), tier["lag_objects"].as_u64()), (Some(0), Some(0)), "{status:#}");
+        assert!(tier["segments"].as_u64().unwrap() >= 1, "{status:#}");
+        let dir = up.data().join("tiers").join(tier["name"].as_str().unwrap()).join("segments");
+        assert!(std::fs::read_dir(&dir).unwrap().count() >= 1, "no segment in {}", dir.display());
+    }
+
+    // Its metrics, on its HTTP endpoint as `cim up` reported it.
+    let ready = up.seen.iter().find(|e| e["event"] == "ready" && e["component"] == "cim-storage").cloned().unwrap();
+    let metrics = http_get(ready["http"].as_str().unwrap(), "/metrics");
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '));
+        let line = line.unwrap_or_else(|| panic!("no {name} in /metrics:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("cim_storage_segments_sealed_total") >= 1.0, "{metrics}");
+    assert_eq!(value("cim_storage_sealed_through_seq"), through as f64, "{metrics}");
+    assert!(metrics.contains("cim_storage_tier_up{tier=\"warm\"} 1"), "{metrics}");
 
     // No password in plain text in the server's configuration; its users log in only with theirs.
     let conf = std::fs::read_to_string(up.data().join("run/nats.conf")).unwrap();

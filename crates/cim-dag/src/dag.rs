@@ -28,6 +28,22 @@ pub struct MerkleDag {
     pub(crate) dag: Dag<Node, EdgeKind, u32>,
     pub(crate) ids: CidIndex,
     pub(crate) aggregates: Aggregates,
+    /// Set when the DAG starts from a checkpoint rather than from the first
+    /// event (see [`MerkleDag::insert_base`]).
+    pub(crate) base: Option<Base>,
+}
+
+/// What a DAG started from a checkpoint knows of the events before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Base {
+    /// Position of the checkpoint: every event at or before it is known
+    /// only through the aggregate heads inserted as base events.
+    pub(crate) position: u64,
+    /// Parent links of later events that name an event before the
+    /// checkpoint which is not a base event: accepted, without an edge.
+    pub(crate) external_parents: u64,
+    /// Base events inserted (they are the first nodes).
+    pub(crate) events: usize,
 }
 
 impl fmt::Debug for MerkleDag {
@@ -36,6 +52,7 @@ impl fmt::Debug for MerkleDag {
             .field("events", &self.len())
             .field("links", &self.link_count())
             .field("aggregates", &self.aggregate_count())
+            .field("base", &self.base)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +104,70 @@ impl MerkleDag {
         self.aggregates.shrink_to_fit();
     }
 
+    /// Starts the DAG from a checkpoint instead of from the first event:
+    /// `cid` is the head of `aggregate` at `version`, at `position`, and the
+    /// events before it are not in the DAG. Call it for every aggregate of
+    /// the checkpoint, before any [`MerkleDag::insert`]; `checkpoint` is the
+    /// checkpoint's position (every base event is at or before it).
+    ///
+    /// Later events must continue these heads exactly as [`insert`] checks
+    /// (next version, `prev` linking the head). A parent that names an event
+    /// before the checkpoint other than a head cannot be checked here: it is
+    /// accepted without an edge and counted ([`MerkleDag::external_parents`]);
+    /// a full verification reads the archive to check it.
+    ///
+    /// # Errors
+    /// [`DagError::Chain`] (a fork) if the aggregate is already in the DAG
+    /// or the CID already is; [`DagError::UnsupportedCid`] for a CID no event
+    /// has; [`DagError::Capacity`] when full; [`DagError::BaseAfterEvents`]
+    /// once ordinary events were inserted.
+    ///
+    /// [`insert`]: MerkleDag::insert
+    pub fn insert_base(
+        &mut self,
+        aggregate: &AggregateKey,
+        version: u64,
+        cid: Cid,
+        position: u64,
+        checkpoint: u64,
+    ) -> Result<EventRef<'_>> {
+        let only_base = self.base.is_some_and(|base| base.position == checkpoint && base.events == self.len());
+        if !self.is_empty() && !only_base {
+            return Err(DagError::BaseAfterEvents { cid });
+        }
+        if self.contains(&cid) {
+            return Err(ChainError::Duplicate { cid }.into());
+        }
+        if let Some(ix) = self.aggregates.find(aggregate.aggregate_type(), aggregate.aggregate_id()) {
+            let (head_version, _) = self.head_of(ix);
+            return Err(ChainError::Fork { aggregate: aggregate.clone(), cid, version, head_version }.into());
+        }
+        let digest = event_digest(&cid)?;
+        let version = u32::try_from(version).map_err(|_| DagError::VersionOverflow { cid, version })?;
+        if self.len() >= MAX_EVENTS {
+            return Err(DagError::Capacity { what: "events", limit: MAX_EVENTS });
+        }
+        let next_node = index_u32(self.len())?;
+        let aggregate_ix = index_u32(self.aggregate_count())?;
+        let node = self.dag.add_node(Node { digest, position, aggregate: aggregate_ix, version });
+        self.ids.insert(self.dag.raw_nodes(), self.ids.hash(&digest), next_node);
+        self.aggregates.push(aggregate_ix, aggregate.clone(), node);
+        self.base.get_or_insert(Base { position: checkpoint, external_parents: 0, events: 0 }).events += 1;
+        Ok(self.event_ref(node))
+    }
+
+    /// The checkpoint position the DAG starts from, if it does not start
+    /// from the first event.
+    pub fn base_position(&self) -> Option<u64> {
+        self.base.map(|base| base.position)
+    }
+
+    /// Parent links accepted without an edge because they name an event
+    /// before the checkpoint (0 for a DAG built from the first event).
+    pub fn external_parents(&self) -> u64 {
+        self.base.map_or(0, |base| base.external_parents)
+    }
+
     /// Adds the next event in append order, at `position` (the JetStream
     /// stream sequence, or any ordinal the caller keeps).
     ///
@@ -107,6 +188,11 @@ impl MerkleDag {
         let digest = event_digest(&event.cid)?;
         let version = compact_version(event)?;
         let new_links = usize::from(envelope.prev().is_some()) + envelope.parents().len();
+        let external = if self.base.is_some() {
+            envelope.parents().iter().filter(|parent| !self.contains(parent)).count() as u64
+        } else {
+            0
+        };
         if self.len() >= MAX_EVENTS {
             return Err(DagError::Capacity { what: "events", limit: MAX_EVENTS });
         }
@@ -136,6 +222,9 @@ impl MerkleDag {
             Some(ix) => self.aggregates.set_head(ix, node),
             None => self.aggregates.push(aggregate_ix, envelope.aggregate(), node),
         }
+        if let Some(base) = &mut self.base {
+            base.external_parents += external;
+        }
         Ok(self.event_ref(node))
     }
 
@@ -146,8 +235,13 @@ impl MerkleDag {
             self.add_edge(prev, node, EdgeKind::Prev, &event.cid)?;
         }
         for parent in event.envelope.parents() {
-            // check_next proved every parent is in the DAG.
-            let older = self.node_of(parent).ok_or(ChainError::DanglingParent { cid: event.cid, parent: *parent })?;
+            // check_next proved every parent is in the DAG, or (from a
+            // checkpoint) before it.
+            let older = match self.node_of(parent) {
+                Some(older) => older,
+                None if self.base.is_some() => continue,
+                None => return Err(ChainError::DanglingParent { cid: event.cid, parent: *parent }.into()),
+            };
             self.add_edge(older, node, EdgeKind::Parent, &event.cid)?;
         }
         Ok(())
@@ -268,6 +362,10 @@ impl ChainState for Inserting<'_> {
     }
 
     fn contains(&self, cid: &Cid) -> bool {
+        // From a checkpoint, a parent the DAG does not hold may be an event
+        // before it: accepted (and counted) rather than refused. The event
+        // itself must still be new.
         self.dag.contains(cid)
+            || (self.dag.base.is_some() && cid != &self.event.cid && self.event.envelope.parents().contains(cid))
     }
 }

@@ -124,6 +124,13 @@ pub enum DagError {
         /// The event asked for.
         cid: Cid,
     },
+    /// A checkpoint's heads ([`MerkleDag::insert_base`]) must come before
+    /// every other event.
+    #[error("base event {cid} cannot be added: the DAG already holds events that are not from the checkpoint")]
+    BaseAfterEvents {
+        /// The base event refused.
+        cid: Cid,
+    },
     /// Linking the event would have closed a cycle. Content addressing makes
     /// this impossible; it is reported (and the insert undone) rather than
     /// trusted.

@@ -4,6 +4,7 @@ mod support;
 
 mod build;
 mod chain_errors;
+mod checkpoint;
 mod dot;
 mod queries;
 mod random;

@@ -124,6 +124,9 @@ pub struct Component {
     pub reads: Vec<Store>,
     /// Whether it puts objects into the object store.
     pub writes_objects: bool,
+    /// Whether it may purge the event stream (retention: the Storage
+    /// Manager only).
+    pub purges_events: bool,
     /// Subjects of other services it requests.
     pub calls: Vec<String>,
     /// Whether it reads the event stream through durable consumers, whose
@@ -294,6 +297,7 @@ enum Each {
 enum When {
     WritesObjects,
     DurableConsumers,
+    PurgesEvents,
 }
 
 /// A NATS user and what it may do.
@@ -572,6 +576,7 @@ fn expand_all(
             let enabled = match when {
                 When::WritesObjects => component.writes_objects,
                 When::DurableConsumers => component.durable_consumers,
+                When::PurgesEvents => component.purges_events,
             };
             if !enabled {
                 continue;
@@ -709,7 +714,10 @@ mod tests {
 
     #[test]
     fn rules_expand_per_item_and_only_when_enabled() -> Result<(), Error> {
-        let deployment = with("writes_objects = false\ncalls = []", "writes_objects = true\ncalls = []")?;
+        let deployment = with(
+            "writes_objects = false\npurges_events = false\ncalls = []",
+            "writes_objects = true\npurges_events = false\ncalls = []",
+        )?;
         let users = deployment.users("cim")?;
         let registry = users.iter().find(|u| u.user == "registry").expect("registry");
         assert!(registry.permissions.publish.contains(&"$O.cim-objects.>".to_owned()));
@@ -741,6 +749,18 @@ mod tests {
         assert!(ius.permissions.publish_deny.contains(&"cim.events.schema.>".to_owned()));
         assert!(!ius.permissions.publish_deny.iter().any(|s| s.contains('*') || s.contains(".unit.")), "{ius:?}");
         assert!(user("admin").to_nats_json()["permissions"]["publish"].get("deny").is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn only_the_storage_manager_purges_events() -> Result<(), Error> {
+        let users = Deployment::embedded()?.users("cim")?;
+        let purgers: Vec<&str> = users
+            .iter()
+            .filter(|u| u.permissions.publish.iter().any(|s| s == "$JS.API.STREAM.PURGE.CIM_EVENTS" || s == ">"))
+            .map(|u| u.user.as_str())
+            .collect();
+        assert_eq!(purgers, ["admin", "storage"]);
         Ok(())
     }
 }

@@ -142,6 +142,30 @@ pub enum Error {
         /// The subject the server refused.
         subject: String,
     },
+    /// The stream no longer starts at its first event, and no retention
+    /// point (a checkpoint) covers the events that are gone.
+    #[error(
+        "the event stream starts at sequence {first_seq}, and {}",
+        match through_seq {
+            Some(seq) => format!("the last retention point covers only up to sequence {seq}"),
+            None => "no retention point (checkpoint) says why".to_owned(),
+        }
+    )]
+    Uncovered {
+        /// The stream's first sequence.
+        first_seq: u64,
+        /// How far the last retention point reaches, if there is one.
+        through_seq: Option<u64>,
+    },
+    /// The event was dropped from the stream by retention: the Storage
+    /// Manager's tiers hold it.
+    #[error("event {cid} (stream sequence {seq}) was dropped from the hot tier; read it from the archive")]
+    EventArchived {
+        /// The event.
+        cid: Cid,
+        /// Its stream sequence.
+        seq: u64,
+    },
     /// A [`Follower`](crate::Follower) did not reach a stream position: its
     /// feed made no progress towards it for `waited`.
     #[error(

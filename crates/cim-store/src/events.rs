@@ -203,10 +203,18 @@ impl EventStore {
 
     /// The MerkleDAG of every event, rebuilt from the stream on first use
     /// (verifying every CID and chain) and kept current from the live tail.
+    ///
+    /// A stream whose early events were dropped to the Storage Manager's
+    /// tiers is rebuilt from the checkpoint of the last retention point
+    /// ([`EventStore::start_checkpoint`]): the DAG then starts from every
+    /// aggregate's head there.
     pub async fn dag(&self) -> Result<&LiveDag> {
         self.inner
             .dag
-            .get_or_try_init(|| LiveDag::start(self.inner.stream.clone(), self.inner.names.clone(), self.inner.cleanup))
+            .get_or_try_init(|| async {
+                let base = self.start_checkpoint().await?;
+                LiveDag::start(self.inner.stream.clone(), self.inner.names.clone(), base, self.inner.cleanup).await
+            })
             .await
     }
 

@@ -185,7 +185,7 @@ impl EventStore {
     /// Reading the stream fails, or the rebuild makes no progress for
     /// [`Follower::DEFAULT_PATIENCE`] ([`Error::Stalled`]).
     pub async fn follow<S: FollowerState>(&self, feed: Feed, state: S) -> Result<Follower<S>> {
-        Follower::start(self.stream().clone(), self.names(), feed, self.cleanup(), |_| state).await
+        Follower::start(self.stream().clone(), self.names(), feed, 0, self.cleanup(), |_| state).await
     }
 }
 
@@ -194,12 +194,15 @@ impl<S: FollowerState> Follower<S> {
     /// make no progress before it fails with [`Error::Stalled`].
     pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(30);
 
-    /// Starts following `feed`, with the state `init` makes from the
-    /// stream's counts at the start, and waits for the rebuild.
+    /// Starts following `feed` from stream sequence `after` + 1 (0: from
+    /// the first event), with the state `init` makes from the stream's
+    /// counts at the start, and waits for the rebuild. A state started from
+    /// a checkpoint at `after` already holds what comes before.
     pub(crate) async fn start(
         stream: stream::Stream,
         names: &Names,
         feed: Feed,
+        after: u64,
         cleanup: Cleanup,
         init: impl FnOnce(&LogState) -> S,
     ) -> Result<Self> {
@@ -214,14 +217,15 @@ impl<S: FollowerState> Follower<S> {
             }
         };
         let target = if all { log.last_seq } else { last_seq_of(&stream, &filter).await? };
-        let events =
-            ordered_events(&stream, names.clone(), filter.clone(), DeliverPolicy::All, End::Never, cleanup).await?;
+        let deliver =
+            if after == 0 { DeliverPolicy::All } else { DeliverPolicy::ByStartSequence { start_sequence: after + 1 } };
+        let events = ordered_events(&stream, names.clone(), filter.clone(), deliver, End::Never, cleanup).await?;
         let core = Arc::new(Core {
             state: RwLock::new(init(&log)),
             problems: Mutex::new(Vec::new()),
-            progress: watch::Sender::new(Progress::default()),
+            progress: watch::Sender::new(Progress { applied: after, ..Progress::default() }),
         });
-        let feeder = tokio::spawn(feed_state(core.clone(), events, log.first_seq.max(1), all));
+        let feeder = tokio::spawn(feed_state(core.clone(), events, log.first_seq.max(after + 1).max(1), all));
         let follower = Self { shared: Arc::new(Shared { core, stream, filter, all, feeder }) };
         follower.wait_for(target, Self::DEFAULT_PATIENCE).await?;
         info!(feed = %follower.shared.filter, applied_seq = follower.applied_seq(), elapsed = ?started.elapsed(), "rebuilt from the event stream");

@@ -23,6 +23,7 @@
 //! The stream, subjects, headers and buckets are specified in
 //! `docs/spec/jetstream.md`.
 
+mod checkpoint;
 mod commit;
 mod config;
 mod consume;
@@ -37,9 +38,14 @@ mod named;
 mod objects;
 mod provision;
 mod read;
+mod restore;
 pub mod retry;
 mod verify;
 
+pub use checkpoint::{
+    CHECKPOINT_FORMAT, Checkpoint, CheckpointHead, EVENTS_DROPPED, RETENTION_AGGREGATE_ID, RETENTION_AGGREGATE_TYPE,
+    RetentionPoint,
+};
 pub use config::{CommitMode, MAX_BATCH_EVENTS, Names, StoreConfig};
 pub use error::{Error, Result};
 pub use events::{Appended, AppendedEvent, EventStore, ExpectedVersion};

@@ -10,15 +10,16 @@ use std::sync::RwLockReadGuard;
 use std::time::Duration;
 
 use async_nats::jetstream::stream;
-use cim_cid::Cid;
+use cim_cid::{AggregateKey, Cid};
 use cim_dag::{DagError, MerkleDag};
 use tracing::info;
 
+use crate::checkpoint::Checkpoint;
 use crate::config::Names;
 use crate::consume::Cleanup;
 use crate::follow::{Feed, Follower, FollowerState};
 use crate::verify::Problem;
-use crate::{Result, StoredEvent};
+use crate::{Error, Result, StoredEvent};
 
 /// A MerkleDAG that follows the event stream. Cheap to clone; the task that
 /// feeds it stops when the last clone is dropped.
@@ -48,14 +49,33 @@ impl FollowerState for MerkleDag {
 }
 
 impl LiveDag {
-    /// Rebuilds the DAG from the first event and returns once it holds
-    /// every event stored when it started; then it keeps following.
-    pub(crate) async fn start(stream: stream::Stream, names: Names, cleanup: Cleanup) -> Result<Self> {
+    /// Rebuilds the DAG from the first event — or, when `base` is given,
+    /// from that checkpoint's heads and the events after it — and returns
+    /// once it holds every event stored when it started; then it keeps
+    /// following.
+    pub(crate) async fn start(
+        stream: stream::Stream,
+        names: Names,
+        base: Option<(Cid, Checkpoint)>,
+        cleanup: Cleanup,
+    ) -> Result<Self> {
         let started = std::time::Instant::now();
+        let after = base.as_ref().map_or(0, |(_, checkpoint)| checkpoint.through_seq);
+        let mut seeded = MerkleDag::new();
+        if let Some((cid, checkpoint)) = &base {
+            for head in &checkpoint.heads {
+                let aggregate: AggregateKey = head.aggregate.parse()?;
+                seeded
+                    .insert_base(&aggregate, head.version, head.head, head.seq, checkpoint.through_seq)
+                    .map_err(|e| Error::CorruptObject { cid: *cid, reason: format!("checkpoint head: {e}") })?;
+            }
+            info!(checkpoint = %cid, through_seq = checkpoint.through_seq, aggregates = checkpoint.heads.len(), "rebuilding the MerkleDAG from a checkpoint");
+        }
         // Sized for the stream as it is, so the rebuild never rehashes or
         // copies the DAG's tables while it grows.
-        let follower = Follower::start(stream, &names, Feed::All, cleanup, |log| {
-            MerkleDag::with_capacity(usize::try_from(log.events).unwrap_or(usize::MAX).min(cim_dag::MAX_EVENTS))
+        let follower = Follower::start(stream, &names, Feed::All, after, cleanup, move |log| {
+            seeded.reserve(usize::try_from(log.events).unwrap_or(usize::MAX).min(cim_dag::MAX_EVENTS));
+            seeded
         })
         .await?;
         let live = Self { follower };

@@ -383,6 +383,87 @@ impl ObjectStore {
         Ok(meta)
     }
 
+    /// Removes an object from the bucket: its metadata becomes a delete
+    /// marker (so readers find it absent, never half there), then its chunks
+    /// are purged. Returns whether it was there. Only the Storage Manager
+    /// does this (retention and garbage collection, for objects safe on the
+    /// lower tiers or unreferenced); other users may not purge the bucket.
+    ///
+    /// # Errors
+    /// The server refuses or fails; a concurrent change of the object's
+    /// metadata is retried once.
+    pub async fn delete(&self, cid: &Cid) -> Result<bool> {
+        for _ in 0..2 {
+            let Some((seq, info)) = self.meta_message(cid).await? else { return Ok(false) };
+            if info.deleted {
+                // A marker from an earlier delete: finish purging its chunks.
+                self.purge_chunks_checked(&self.chunk_subject(&info.nuid)).await?;
+                return Ok(false);
+            }
+            let marker = ObjectInfo { deleted: true, size: 0, chunks: 0, digest: None, ..info.clone() };
+            let payload = serde_json::to_vec(&marker).map_err(|e| Error::nats("encoding object metadata", e))?;
+            let message = PublishMessage::build()
+                .payload(payload.into())
+                .header(NATS_ROLLUP, "sub")
+                .expected_last_subject_sequence(seq);
+            let subject = self.meta_subject(cid);
+            let ack = self
+                .inner
+                .js
+                .send_publish(subject.clone(), message)
+                .await
+                .map_err(|e| Error::nats("publishing an object's delete marker", e))?;
+            match retry::unless_denied(&subject, ack.into_future()).await {
+                Ok(_) => {
+                    self.purge_chunks_checked(&self.chunk_subject(&info.nuid)).await?;
+                    return Ok(true);
+                }
+                Err(Failure::Failed(e)) if e.kind() == PublishErrorKind::WrongLastSequence => continue,
+                Err(e) => return Err(Error::nats("publishing an object's delete marker", e)),
+            }
+        }
+        Err(Error::nats("deleting an object", std::io::Error::other("its metadata keeps changing")))
+    }
+
+    async fn purge_chunks_checked(&self, chunk_subject: &str) -> Result<()> {
+        let subject = format!("$JS.API.STREAM.PURGE.OBJ_{}", self.inner.bucket);
+        let purge = self.inner.stream.purge().filter(chunk_subject).into_future();
+        retry::unless_denied(&subject, purge).await.map_err(|e| Error::nats("purging an object's chunks", e))?;
+        Ok(())
+    }
+
+    /// Stores raw bytes that must be the object `expected`: the content is
+    /// hashed as it is uploaded, and unless it hashes to `expected` its
+    /// chunks are purged and nothing is published ([`Error::CorruptObject`]).
+    /// `expected`'s codec says how the bytes are addressed (raw or
+    /// dag-cbor). For restoring objects read from elsewhere.
+    ///
+    /// # Errors
+    /// The bytes are not `expected`, or the put fails.
+    pub async fn put_expecting(&self, mut input: impl AsyncRead + Unpin, expected: &Cid) -> Result<ObjectMeta> {
+        let nuid = nuid::next().to_string();
+        let chunk_subject = self.chunk_subject(&nuid);
+        match self.upload_chunks(&mut input, &chunk_subject, expected.codec()).await {
+            Ok(Uploaded { cid, .. }) if cid != *expected => {
+                self.purge_chunks(&chunk_subject).await;
+                Err(Error::CorruptObject { cid: *expected, reason: format!("the bytes given hash to {cid}") })
+            }
+            Ok(Uploaded { cid, size, chunks, existing }) => {
+                let outcome = self.publish_meta(cid, &nuid, size, chunks, existing).await;
+                if !matches!(&outcome, Ok(info) if info.nuid == nuid) {
+                    self.purge_chunks(&chunk_subject).await;
+                }
+                let info = outcome?;
+                check_meta(&cid, &info)?;
+                Ok(meta_from_info(cid, &info))
+            }
+            Err(error) => {
+                self.purge_chunks(&chunk_subject).await;
+                Err(error)
+            }
+        }
+    }
+
     /// Bytes and messages the bucket's stream holds.
     pub async fn usage(&self) -> Result<BucketUsage> {
         let info =

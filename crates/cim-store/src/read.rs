@@ -194,14 +194,19 @@ impl EventStore {
     /// One event by CID, verified.
     pub async fn event(&self, cid: &Cid) -> Result<StoredEvent> {
         let seq = self.dag().await?.position(cid).ok_or(Error::EventNotFound(*cid))?;
-        let message = direct::get(self.stream(), Lookup::Seq(seq))
-            .await
-            .map_err(|e| Error::nats("reading an event", e))?
-            .ok_or(Error::CorruptEvent {
+        let message =
+            direct::get(self.stream(), Lookup::Seq(seq)).await.map_err(|e| Error::nats("reading an event", e))?;
+        let Some(message) = message else {
+            // Dropped to the tiers after the DAG was built?
+            if self.retention_point().await?.is_some_and(|point| point.through_seq >= seq) {
+                return Err(Error::EventArchived { cid: *cid, seq });
+            }
+            return Err(Error::CorruptEvent {
                 seq,
                 cid: Some(*cid),
                 reason: "the DAG places this event here, but the stream has no readable message there".into(),
-            })?;
+            });
+        };
         let stored = decode_stream_message(self.names(), &message)?;
         if stored.event.cid != *cid {
             return Err(Error::CorruptEvent {

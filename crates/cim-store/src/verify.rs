@@ -96,6 +96,13 @@ pub struct VerifyReport {
     pub last_seq: u64,
     /// Everything wrong, in stream order.
     pub problems: Vec<Problem>,
+    /// The checkpoint (its CID and stream position) verification started
+    /// from, when the stream's early events were dropped; `None` when it
+    /// started from the first event.
+    pub checkpoint: Option<(Cid, u64)>,
+    /// Parent links naming events before the checkpoint, which only the
+    /// archive can confirm.
+    pub external_parents: u64,
 }
 
 impl VerifyReport {
@@ -109,13 +116,47 @@ impl EventStore {
     /// Verifies every stored event: re-hashes its bytes against its CID,
     /// decodes it, and checks every chain and parent link, exactly as a
     /// DAG rebuild does. `progress(done, total)` is called as it goes.
-    pub async fn verify(&self, mut progress: impl FnMut(u64, u64)) -> Result<VerifyReport> {
+    ///
+    /// A stream whose early events were dropped to the Storage Manager's
+    /// tiers is verified from the checkpoint of its last retention point, as
+    /// a rebuild is ([`VerifyReport::checkpoint`] names it); verifying the
+    /// dropped events too needs the archive (`cim verify` reads it and calls
+    /// [`EventStore::verify_from`]).
+    pub async fn verify(&self, progress: impl FnMut(u64, u64)) -> Result<VerifyReport> {
+        let (dag, checkpoint) = match self.start_checkpoint().await? {
+            None => (MerkleDag::new(), None),
+            Some((cid, checkpoint)) => {
+                let mut dag = MerkleDag::new();
+                for head in &checkpoint.heads {
+                    let aggregate: AggregateKey = head.aggregate.parse()?;
+                    dag.insert_base(&aggregate, head.version, head.head, head.seq, checkpoint.through_seq)
+                        .map_err(|e| Error::CorruptObject { cid, reason: format!("checkpoint head: {e}") })?;
+                }
+                (dag, Some((cid, checkpoint.through_seq)))
+            }
+        };
+        let after = checkpoint.map_or(0, |(_, seq)| seq);
+        let mut report = self.verify_from(dag, after, progress).await?;
+        report.checkpoint = checkpoint;
+        Ok(report)
+    }
+
+    /// Verifies the events after stream sequence `after` (0: all of them)
+    /// against `dag`, which holds everything before: the events the stream
+    /// no longer has (read and verified from the archive by the caller), or
+    /// a checkpoint's heads.
+    pub async fn verify_from(
+        &self,
+        mut dag: MerkleDag,
+        after: u64,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<VerifyReport> {
         let state = self.log_state().await?;
-        let total = state.events;
-        let mut events = self.read_log(StartAt::Beginning).await?;
-        let mut dag = MerkleDag::with_capacity(total as usize);
+        let total = state.last_seq.saturating_sub(after.max(state.first_seq.saturating_sub(1)));
+        let mut events = self.read_log(StartAt::Sequence(after + 1)).await?;
+        dag.reserve(usize::try_from(total).unwrap_or(0));
         let mut report = VerifyReport::default();
-        let mut next_seq = state.first_seq.max(1);
+        let mut next_seq = state.first_seq.max(after + 1);
         let mut done = 0;
         while let Some(item) = events.next().await {
             let applied = apply(&mut dag, item, &mut next_seq, &mut report.problems)?;
@@ -130,6 +171,7 @@ impl EventStore {
             report.problems.push(Problem::Missing { from: next_seq, to: state.last_seq });
         }
         report.aggregates = dag.aggregate_count() as u64;
+        report.external_parents = dag.external_parents();
         Ok(report)
     }
 

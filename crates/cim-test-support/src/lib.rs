@@ -28,6 +28,7 @@
 mod binary;
 mod cluster;
 mod process;
+mod s3;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use cluster::NatsCluster;
 pub use process::{EXIT_TIMEOUT, ServiceProcess, service_config, workspace_binary};
+pub use s3::{S3Kind, S3Server};
 pub use server::{NatsServer, NatsServerBuilder};
 
 /// The root of the Cargo workspace (two levels above this crate).

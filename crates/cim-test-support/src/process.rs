@@ -60,12 +60,15 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     path
 }
 
-/// The profile directory the running test executable lives in
-/// (`<target>/<profile>/deps/<test>`).
+/// The profile directory the running executable lives in: a test's
+/// (`<target>/<profile>/deps/<test>`) or a binary's (`<target>/<profile>/<bin>`).
 fn test_profile() -> Option<String> {
     let exe = std::env::current_exe().ok()?;
-    let profile = exe.parent()?.parent()?.file_name()?;
-    Some(profile.to_string_lossy().into_owned())
+    let mut dir = exe.parent()?;
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir = dir.parent()?;
+    }
+    Some(dir.file_name()?.to_string_lossy().into_owned())
 }
 
 /// The configuration file of a service on `server`: its URL, an HTTP

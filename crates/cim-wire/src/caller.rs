@@ -75,11 +75,39 @@ impl Caller {
         self.send(subject, body).await
     }
 
+    /// As [`Caller::call`], for an endpoint whose reply is not JSON: the
+    /// reply message, headers and raw body (an error reply is still decoded
+    /// into [`RequestError::Remote`]).
+    pub async fn call_raw<Req, Resp, C>(
+        &self,
+        endpoint: &Endpoint<Req, Resp, C>,
+        body: &Req,
+    ) -> Result<async_nats::Message, RequestError<C>>
+    where
+        Req: Serialize,
+        C: Code,
+    {
+        self.request(endpoint.subject(), body).await
+    }
+
     async fn send<Req: Serialize, Resp: DeserializeOwned, C: Code>(
         &self,
         subject: String,
         body: &Req,
     ) -> Result<Resp, RequestError<C>> {
+        let message = self.request(subject.clone(), body).await?;
+        serde_json::from_slice(&message.payload).map_err(|e| RequestError::Transport {
+            subject,
+            reason: format!("the reply is not the expected JSON: {e}"),
+        })
+    }
+
+    /// Sends `body` and returns the reply message, or the service's error.
+    async fn request<Req: Serialize, C: Code>(
+        &self,
+        subject: String,
+        body: &Req,
+    ) -> Result<async_nats::Message, RequestError<C>> {
         let transport = |subject: &str, reason: String| RequestError::Transport { subject: subject.to_owned(), reason };
         let payload =
             serde_json::to_vec(body).map_err(|e| transport(&subject, format!("encoding the request: {e}")))?;
@@ -102,7 +130,6 @@ impl Caller {
         if let Some(error) = WireError::from_reply(message.headers.as_ref(), &message.payload) {
             return Err(RequestError::Remote(error.typed()));
         }
-        serde_json::from_slice(&message.payload)
-            .map_err(|e| transport(&subject, format!("the reply is not the expected JSON: {e}")))
+        Ok(message)
     }
 }

@@ -274,11 +274,12 @@ impl Live {
         let mut ports = Vec::new();
         for component in components {
             let http = free_port()?;
+            let config = local_tiers(rendered, work, &component.file)?;
             live.spawn(
                 &component.binary,
                 Command::new(root.join("target/debug").join(&component.binary))
                     .arg("--config")
-                    .arg(rendered.join(&component.file))
+                    .arg(&config)
                     .args(["--nats-url", &live.nats_url, "--http-listen", &format!("127.0.0.1:{http}")])
                     .arg("--set")
                     .arg(format!("nats.password_file={}", password_file(work, &component.user).display())),
@@ -636,6 +637,34 @@ impl Live {
         println!("nix: cim status and cim verify work as the admin user with {RENDERED}/cim.toml");
         Ok(())
     }
+}
+
+/// A component's rendered file, or — when it names Storage Manager tiers
+/// (`[storage.warm]`, `[storage.cold]`: S3 endpoints with key files that
+/// exist only on the host) — a copy with each tier moved to a directory
+/// tier under `work` (`file://…`, bucket `warm`/`cold`, no keys), nothing
+/// else changed. The live check runs no S3 server: S3 itself is exercised
+/// by the storage tests (SeaweedFS and s3s-fs), not here.
+fn local_tiers(rendered: &Path, work: &Path, file: &str) -> Result<PathBuf> {
+    let path = rendered.join(file);
+    let mut table: toml::Table =
+        toml::from_str(&fs::read_to_string(&path)?).with_context(|| format!("{RENDERED}/{file} is not TOML"))?;
+    let Some(toml::Value::Table(storage)) = table.get_mut("storage") else { return Ok(path) };
+    let tiers = work.join("tiers");
+    for name in ["warm", "cold"] {
+        let Some(toml::Value::Table(tier)) = storage.get_mut(name) else { continue };
+        fs::create_dir_all(tiers.join(name)).with_context(|| format!("cannot create {}", tiers.display()))?;
+        tier.clear();
+        tier.insert("endpoint".into(), format!("file://{}", tiers.display()).into());
+        tier.insert("bucket".into(), name.into());
+    }
+    if storage.contains_key("work_dir") {
+        storage.insert("work_dir".into(), work.join("storage-work").display().to_string().into());
+    }
+    let copy = work.join(file);
+    fs::write(&copy, toml::to_string(&table)?)?;
+    println!("nix: {RENDERED}/{file}: its tiers moved to directories under {} for the live check", tiers.display());
+    Ok(copy)
 }
 
 /// Where the live check keeps `user`'s password: the file systemd would hand

@@ -7,7 +7,11 @@
 //! On the data directory, besides what [`crate::embedded`] keeps there:
 //! `secrets/nats-password-<user>` (0600, [`secrets`]), `components/<package>.toml`
 //! (each component's configuration, rewritten at every start) and
-//! `logs/<package>.log` (each component's output, appended).
+//! `logs/<package>.log` (each component's output, appended). The Storage
+//! Manager's tiers are, unless `--storage-config` names others, two
+//! directories, `tiers/warm` and `tiers/cold` (directory tiers: for trying
+//! the stack out, both copies on one disk), and its work directory
+//! `storage-work`.
 
 pub mod secrets;
 mod supervisor;
@@ -56,6 +60,11 @@ pub struct UpArgs {
     /// endpoint (its `[hub] listen`).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
     hub_listen: SocketAddr,
+    /// TOML file whose `[storage]` table configures the Storage Manager
+    /// (its S3 tiers and policies, docs/services.md) [default: directory
+    /// tiers under the data directory, `tiers/warm` and `tiers/cold`].
+    #[arg(long, value_name = "FILE")]
+    storage_config: Option<PathBuf>,
 }
 
 /// Runs the stack until Ctrl-C or SIGTERM, then stops it gracefully.
@@ -72,6 +81,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs, out: &Output) -> anyhow::Res
     let namespace = settings.store.namespace.clone();
     let deployment = Deployment::embedded()?;
     let binaries = locate(&deployment, args.bin_dir.as_deref())?;
+    let storage = storage_table(&data_dir, args.storage_config.as_deref())?;
 
     let lock = lock_for_server(&data_dir)?;
     let users = deployment.users(&namespace)?;
@@ -113,7 +123,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs, out: &Output) -> anyhow::Res
                 )
             },
         );
-        let mut specs = specs(&data_dir, &deployment, &binaries, &running.url, &namespace, args.grace)?;
+        let mut specs = specs(&data_dir, &deployment, &binaries, &running.url, &namespace, args.grace, &storage)?;
         let hub_api = hub_listen(&mut specs, args.hub_listen);
         let logs = data_dir.join("logs");
         out.emit(&json!({ "event": "starting", "components": specs.keys().collect::<Vec<_>>(), "logs": logs }), || {
@@ -181,6 +191,7 @@ fn specs(
     url: &str,
     namespace: &str,
     grace: u64,
+    storage: &toml::Table,
 ) -> anyhow::Result<BTreeMap<String, Spec>> {
     let configs = data_dir.join("components");
     let logs = data_dir.join("logs");
@@ -196,6 +207,9 @@ fn specs(
         let mut runtime = toml::Table::new();
         runtime.insert("shutdown_grace_secs".into(), i64::try_from(grace).unwrap_or(i64::MAX).into());
         config.insert("runtime".into(), runtime.into());
+        if component.name == STORAGE {
+            config.insert("storage".into(), storage.clone().into());
+        }
         let package = component.package.clone();
         specs.insert(
             package.clone(),
@@ -211,6 +225,41 @@ fn specs(
     }
     debug_assert_eq!(specs.len(), deployment.components().len());
     Ok(specs)
+}
+
+/// The Storage Manager's name in components.toml.
+const STORAGE: &str = "storage";
+
+/// The Storage Manager's `[storage]` table: the one `file` holds, or
+/// directory tiers under the data directory (created here: the manager
+/// creates no buckets), with its segments built in `storage-work`.
+fn storage_table(data_dir: &Path, file: Option<&Path>) -> anyhow::Result<toml::Table> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let mut table: toml::Table = text.parse().with_context(|| format!("{} is not TOML", file.display()))?;
+        let storage = match table.remove("storage") {
+            Some(toml::Value::Table(storage)) if table.is_empty() => storage,
+            _ => return Err(usage(format!("{} must hold a [storage] table and nothing else", file.display()))),
+        };
+        return Ok(storage);
+    }
+    let tiers = data_dir.join("tiers");
+    for dir in [tiers.join("warm"), tiers.join("cold"), data_dir.join("storage-work")] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tiers = std::fs::canonicalize(&tiers).with_context(|| format!("cannot resolve {}", tiers.display()))?;
+    let endpoint = format!("file://{}", tiers.display());
+    let tier = |bucket: &str| {
+        let mut tier = toml::Table::new();
+        tier.insert("endpoint".into(), endpoint.clone().into());
+        tier.insert("bucket".into(), bucket.into());
+        toml::Value::Table(tier)
+    };
+    let mut storage = toml::Table::new();
+    storage.insert("work_dir".into(), data_dir.join("storage-work").display().to_string().into());
+    storage.insert("warm".into(), tier("warm"));
+    storage.insert("cold".into(), tier("cold"));
+    Ok(storage)
 }
 
 /// `cim` as the user should type it to reach this stack.
