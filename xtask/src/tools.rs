@@ -6,11 +6,17 @@
 //! - `.tools/node`: `npm ci` of `xtask/node/package-lock.json` (the npm IPLD
 //!   libraries for cross-checks).
 //!
+//! - `.tools/oha`: `cargo install oha --locked` at [`OHA_VERSION`], the HTTP
+//!   load generator of `cargo xtask hub-load` (installed by that command
+//!   alone: compiling it takes minutes, and no test needs it).
+//!
 //! Each directory keeps a stamp of the pins it was built from and is rebuilt
 //! only when they change.
 
+use std::env;
+use std::ffi::OsString;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
@@ -19,6 +25,8 @@ use crate::cmd::{on_path, run};
 
 const STAMP: &str = ".cim-pins";
 const NODE_FILES: [&str; 3] = ["package.json", "package-lock.json", "check.mjs"];
+/// The pinned oha (crates.io), built from its own lock file.
+pub const OHA_VERSION: &str = "1.16.0";
 
 pub fn install(root: &Path) -> Result<()> {
     let tools = root.join(".tools");
@@ -69,6 +77,28 @@ fn install_node(source: &Path, dir: &Path) -> Result<()> {
     run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir))?;
     run(Command::new("node").arg("check.mjs").current_dir(dir))?;
     write_stamp(dir, &pins)
+}
+
+/// `.tools/oha/bin/oha` at [`OHA_VERSION`], installed unless it is there;
+/// returns its path.
+pub fn install_oha(root: &Path) -> Result<PathBuf> {
+    let dir = root.join(".tools/oha");
+    let oha = dir.join("bin/oha");
+    let pins = format!("oha {OHA_VERSION} --locked\n");
+    if is_current(&dir, &pins, "bin/oha") {
+        println!("tools: {} is up to date", dir.display());
+        return Ok(oha);
+    }
+    println!("tools: building oha {OHA_VERSION} into {} (minutes)", dir.display());
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let _ = fs::remove_file(dir.join(STAMP));
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    run(Command::new(cargo)
+        .args(["install", "oha", "--version", OHA_VERSION, "--locked", "--force", "--root"])
+        .arg(&dir))?;
+    run(Command::new(&oha).arg("--version"))?;
+    write_stamp(&dir, &pins)?;
+    Ok(oha)
 }
 
 /// Whether `dir` was built from `pins` and still has `artifact`.

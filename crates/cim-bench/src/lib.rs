@@ -58,6 +58,9 @@ pub enum Workload {
     Objects,
     /// 7. CID computation vs `openssl speed -evp sha256`.
     Cid,
+    /// 8. The Integration Hub's HTTP API (oha, a large object) vs the store
+    ///    directly; needs `--hub-binary` and `--oha`, so not part of `all`.
+    Hub,
     /// Every workload.
     All,
 }
@@ -90,6 +93,12 @@ pub struct Cli {
     /// durable server (`sync_interval: always`) instead of the default one.
     #[arg(long)]
     pub durable: bool,
+    /// 8: the release `cim-hub` binary to run.
+    #[arg(long)]
+    pub hub_binary: Option<String>,
+    /// 8: the `oha` binary (HTTP load generator).
+    #[arg(long)]
+    pub oha: Option<String>,
     #[command(flatten)]
     pub sizes: Sizes,
 }
@@ -151,6 +160,15 @@ pub struct Sizes {
     /// 7: seconds per hash measurement.
     #[arg(long)]
     pub cid_seconds: Option<f64>,
+    /// 8: seconds of each load (through the hub, then directly).
+    #[arg(long)]
+    pub hub_seconds: Option<f64>,
+    /// 8: requests (and direct calls) in flight.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// 8: aggregates the appends are spread over (rounded up to a power of 10).
+    #[arg(long)]
+    pub hub_aggregates: Option<usize>,
 }
 
 /// Resolved sizes of a run.
@@ -174,7 +192,12 @@ pub struct Params {
     pub small_objects: usize,
     pub small_object_bytes: u64,
     pub cid_seconds: f64,
-    /// Workloads 1, 4, 5, 6 run on the durable server.
+    pub hub_seconds: f64,
+    pub concurrency: usize,
+    pub hub_aggregates: usize,
+    pub hub_binary: Option<String>,
+    pub oha: Option<String>,
+    /// Workloads 1, 4, 5, 6 and 8 run on the durable server.
     pub durable: bool,
 }
 
@@ -203,6 +226,11 @@ impl Params {
             small_objects: sizes.small_objects.unwrap_or(pick(quick, 20, 10_000)),
             small_object_bytes: sizes.small_object_bytes.unwrap_or(100 << 10),
             cid_seconds: sizes.cid_seconds.unwrap_or(pick(quick, 0.05, 1.0)),
+            hub_seconds: sizes.hub_seconds.unwrap_or(pick(quick, 1.0, 10.0)),
+            concurrency: sizes.concurrency.unwrap_or(pick(quick, 8, 64)),
+            hub_aggregates: sizes.hub_aggregates.unwrap_or(pick(quick, 100, 1_000)),
+            hub_binary: None,
+            oha: None,
             durable,
         }
     }
@@ -271,7 +299,10 @@ pub async fn run(cli: &Cli) -> Result<Summary> {
     chosen.sort();
     chosen.dedup();
     let say = |text: &str| if cli.json { eprintln!("{text}") } else { println!("{text}") };
-    let bench = Bench::new(Params::resolve(&cli.sizes, cli.quick, cli.durable));
+    let mut params = Params::resolve(&cli.sizes, cli.quick, cli.durable);
+    params.hub_binary.clone_from(&cli.hub_binary);
+    params.oha.clone_from(&cli.oha);
+    let bench = Bench::new(params);
     let version = bench.connect(false).await?.server_info().version;
     let machine = Machine::probe(version);
     say(&machine.render());
