@@ -199,8 +199,7 @@ struct Hub {
 impl Hub {
     async fn start(server: &NatsServer, binary: &Path, dir: &Path) -> Result<Self> {
         ensure!(binary.is_file(), "no hub binary at {}", binary.display());
-        let config =
-            service_config(server, "bench1", "[hub]\nlisten = \"127.0.0.1:0\"\n").replace("\"info\"", "\"warn\"");
+        let config = service_config(server, "bench1", "[hub]\nlisten = \"127.0.0.1:0\"\n");
         let process = ServiceProcess::start(binary.to_path_buf(), dir, "hub", &config);
         let pid = process.id().context("the hub exited at once")?;
         let deadline = Instant::now() + Duration::from_secs(60);
