@@ -99,6 +99,9 @@ pub struct Cli {
     /// 8: the `oha` binary (HTTP load generator).
     #[arg(long)]
     pub oha: Option<String>,
+    /// 8: only the large object, no HTTP load (and no oha).
+    #[arg(long)]
+    pub hub_objects_only: bool,
     #[command(flatten)]
     pub sizes: Sizes,
 }
@@ -197,6 +200,7 @@ pub struct Params {
     pub hub_aggregates: usize,
     pub hub_binary: Option<String>,
     pub oha: Option<String>,
+    pub hub_objects_only: bool,
     /// Workloads 1, 4, 5, 6 and 8 run on the durable server.
     pub durable: bool,
 }
@@ -231,6 +235,7 @@ impl Params {
             hub_aggregates: sizes.hub_aggregates.unwrap_or(pick(quick, 100, 1_000)),
             hub_binary: None,
             oha: None,
+            hub_objects_only: false,
             durable,
         }
     }
@@ -302,6 +307,7 @@ pub async fn run(cli: &Cli) -> Result<Summary> {
     let mut params = Params::resolve(&cli.sizes, cli.quick, cli.durable);
     params.hub_binary.clone_from(&cli.hub_binary);
     params.oha.clone_from(&cli.oha);
+    params.hub_objects_only = cli.hub_objects_only;
     let bench = Bench::new(params);
     let version = bench.connect(false).await?.server_info().version;
     let machine = Machine::probe(version);

@@ -65,7 +65,11 @@ pub async fn run(bench: &Bench) -> Result<WorkloadReport> {
     let p = &bench.params;
     let durable = bench.main_durable();
     let hub_binary = PathBuf::from(p.hub_binary.as_deref().context("the hub workload needs --hub-binary")?);
-    let oha = PathBuf::from(p.oha.as_deref().context("the hub workload needs --oha")?);
+    let oha = match (&p.oha, p.hub_objects_only) {
+        (Some(oha), _) => PathBuf::from(oha),
+        (None, true) => PathBuf::new(),
+        (None, false) => bail!("the hub workload needs --oha (or --hub-objects-only)"),
+    };
     let (seconds, concurrency, aggregates) = (p.hub_seconds, p.concurrency, p.hub_aggregates);
     let mut report = WorkloadReport::new(
         8,
@@ -114,6 +118,11 @@ pub async fn run(bench: &Bench) -> Result<WorkloadReport> {
         rss_after as f64 / 1024.0,
         TARGET_PEAK_MIB,
     ));
+
+    if p.hub_objects_only {
+        report.notes.push("--hub-objects-only: no HTTP load was run".into());
+        return Ok(report);
+    }
 
     // 2. Appends.
     let body = json!({ "events": [{ "event_type": "Bench", "payload": { "pad": "x".repeat(PAD) } }] }).to_string();
