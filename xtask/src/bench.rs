@@ -50,19 +50,22 @@ pub struct HubLoad {
 }
 
 /// `cargo xtask hub-load`: installs the tools and oha, builds the release
-/// hub, and runs cim-bench's `hub` workload with it (see docs/benchmarks.md).
+/// hub and harness, and runs cim-bench's `hub` workload with that hub (see
+/// docs/benchmarks.md).
 pub fn run_hub_load(root: &Path, options: &HubLoad) -> Result<()> {
     tools::install(root)?;
     let oha = tools::install_oha(root)?;
     let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    // One build of both, so they share one feature resolution (building them
+    // apart would compile their common dependencies twice).
     run(Command::new(&cargo)
-        .args(["build", "--release", "--package", "cim-hub", "--bin", "cim-hub"])
+        .args(["build", "--release", "--package", "cim-hub", "--package", "cim-bench"])
         .current_dir(root))?;
-    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let mut command = Command::new(&cargo);
+    let release = env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from).join("release");
+    let mut command = Command::new(release.join("cim-bench"));
     command
-        .args(["run", "--release", "--package", "cim-bench", "--", "hub", "--hub-binary"])
-        .arg(target.join("release/cim-hub"))
+        .args(["hub", "--hub-binary"])
+        .arg(release.join("cim-hub"))
         .arg("--oha")
         .arg(oha)
         .args(["--hub-seconds", &options.seconds.to_string()])
