@@ -82,6 +82,12 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// HTTP load through the Integration Hub against the store directly:
+    /// installs the tools and oha (pinned, into .tools/oha), builds the
+    /// release cim-hub and runs `cim-bench hub` (appends and reads with oha,
+    /// a large object put and got with the hub's peak RSS), all in one run
+    /// on one nats-server. See docs/benchmarks.md.
+    HubLoad(bench::HubLoad),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +106,7 @@ fn main() -> ExitCode {
         Task::Demo => demo::run_demo(&root),
         Task::Bench { args } => bench::run_bench(&root, &args),
         Task::StorageDemo { args } => storage_demo::run_demo(&root, &args),
+        Task::HubLoad(options) => bench::run_hub_load(&root, &options),
     };
     // Not `main() -> Result`: that prints a backtrace whenever RUST_BACKTRACE is set.
     match result {

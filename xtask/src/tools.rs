@@ -10,11 +10,17 @@
 //!   tier, comes with the venv). Compiling it takes a minute or two, once:
 //!   the stamp keeps it until its pin changes.
 //!
+//! - `.tools/oha`: `cargo install oha --locked` at [`OHA_VERSION`], the HTTP
+//!   load generator of `cargo xtask hub-load` (installed by that command
+//!   alone: compiling it takes minutes, and no test needs it).
+//!
 //! Each directory keeps a stamp of the pins it was built from and is rebuilt
 //! only when they change.
 
+use std::env;
+use std::ffi::OsString;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
@@ -27,6 +33,8 @@ const STAMP: &str = ".cim-pins";
 /// release that builds with the workspace's rustc (0.17 needs a newer one).
 const S3S_FS: (&str, &str) = ("0.14.1", "binary");
 const NODE_FILES: [&str; 3] = ["package.json", "package-lock.json", "check.mjs"];
+/// The pinned oha (crates.io), built from its own lock file.
+pub const OHA_VERSION: &str = "1.16.0";
 
 pub fn install(root: &Path) -> Result<()> {
     let tools = root.join(".tools");
@@ -47,7 +55,7 @@ fn install_s3s_fs(dir: &Path) -> Result<()> {
     }
     println!("tools: building s3s-fs {version} into {} (once; a minute or two)", dir.display());
     let _ = fs::remove_file(dir.join(STAMP));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     run(Command::new(cargo)
         .args(["install", "--locked", "--quiet", "--force", "--features", features, "--root"])
         .arg(dir)
@@ -102,6 +110,28 @@ fn install_node(source: &Path, dir: &Path) -> Result<()> {
     run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir))?;
     run(Command::new("node").arg("check.mjs").current_dir(dir))?;
     write_stamp(dir, &pins)
+}
+
+/// `.tools/oha/bin/oha` at [`OHA_VERSION`], installed unless it is there;
+/// returns its path.
+pub fn install_oha(root: &Path) -> Result<PathBuf> {
+    let dir = root.join(".tools/oha");
+    let oha = dir.join("bin/oha");
+    let pins = format!("oha {OHA_VERSION} --locked\n");
+    if is_current(&dir, &pins, "bin/oha") {
+        println!("tools: {} is up to date", dir.display());
+        return Ok(oha);
+    }
+    println!("tools: building oha {OHA_VERSION} into {} (minutes)", dir.display());
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let _ = fs::remove_file(dir.join(STAMP));
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    run(Command::new(cargo)
+        .args(["install", "oha", "--version", OHA_VERSION, "--locked", "--force", "--root"])
+        .arg(&dir))?;
+    run(Command::new(&oha).arg("--version"))?;
+    write_stamp(&dir, &pins)?;
+    Ok(oha)
 }
 
 /// Whether `dir` was built from `pins` and still has `artifact`.

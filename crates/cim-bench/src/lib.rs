@@ -61,6 +61,9 @@ pub enum Workload {
     /// 8. The Pipeline Engine (issue 14): filter → transform → append in a
     ///    cim-pipeline process vs raw consume + publish, outputs checked.
     Pipeline,
+    /// 9. The Integration Hub's HTTP API (oha, a large object) vs the store
+    ///    directly; needs `--hub-binary` and `--oha`, so not part of `all`.
+    Hub,
     /// Every workload.
     All,
 }
@@ -101,6 +104,15 @@ pub struct Cli {
     /// durable server (`sync_interval: always`) instead of the default one.
     #[arg(long)]
     pub durable: bool,
+    /// 8: the release `cim-hub` binary to run.
+    #[arg(long)]
+    pub hub_binary: Option<String>,
+    /// 8: the `oha` binary (HTTP load generator).
+    #[arg(long)]
+    pub oha: Option<String>,
+    /// 8: only the large object, no HTTP load (and no oha).
+    #[arg(long)]
+    pub hub_objects_only: bool,
     #[command(flatten)]
     pub sizes: Sizes,
 }
@@ -165,6 +177,15 @@ pub struct Sizes {
     /// 8: input events through the pipeline (and the raw consumer).
     #[arg(long)]
     pub pipeline_events: Option<usize>,
+    /// 9: seconds of each load (through the hub, then directly).
+    #[arg(long)]
+    pub hub_seconds: Option<f64>,
+    /// 9: requests (and direct calls) in flight.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// 9: aggregates the appends are spread over (rounded up to a power of 10).
+    #[arg(long)]
+    pub hub_aggregates: Option<usize>,
 }
 
 /// Resolved sizes of a run.
@@ -189,7 +210,13 @@ pub struct Params {
     pub small_object_bytes: u64,
     pub cid_seconds: f64,
     pub pipeline_events: usize,
-    /// Workloads 1, 4, 5, 6 run on the durable server.
+    pub hub_seconds: f64,
+    pub concurrency: usize,
+    pub hub_aggregates: usize,
+    pub hub_binary: Option<String>,
+    pub oha: Option<String>,
+    pub hub_objects_only: bool,
+    /// Workloads 1, 4, 5, 6, 8 and 9 run on the durable server.
     pub durable: bool,
 }
 
@@ -219,6 +246,12 @@ impl Params {
             small_object_bytes: sizes.small_object_bytes.unwrap_or(100 << 10),
             cid_seconds: sizes.cid_seconds.unwrap_or(pick(quick, 0.05, 1.0)),
             pipeline_events: sizes.pipeline_events.unwrap_or(pick(quick, 2_000, 100_000)),
+            hub_seconds: sizes.hub_seconds.unwrap_or(pick(quick, 1.0, 10.0)),
+            concurrency: sizes.concurrency.unwrap_or(pick(quick, 8, 64)),
+            hub_aggregates: sizes.hub_aggregates.unwrap_or(pick(quick, 100, 1_000)),
+            hub_binary: None,
+            oha: None,
+            hub_objects_only: false,
             durable,
         }
     }
@@ -287,7 +320,11 @@ pub async fn run(cli: &Cli) -> Result<Summary> {
     chosen.sort();
     chosen.dedup();
     let say = |text: &str| if cli.json { eprintln!("{text}") } else { println!("{text}") };
-    let bench = Bench::new(Params::resolve(&cli.sizes, cli.quick, cli.durable));
+    let mut params = Params::resolve(&cli.sizes, cli.quick, cli.durable);
+    params.hub_binary.clone_from(&cli.hub_binary);
+    params.oha.clone_from(&cli.oha);
+    params.hub_objects_only = cli.hub_objects_only;
+    let bench = Bench::new(params);
     let version = bench.connect(false).await?.server_info().version;
     let machine = Machine::probe(version);
     say(&machine.render());

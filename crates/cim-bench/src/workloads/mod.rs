@@ -4,6 +4,7 @@ pub mod append;
 pub mod cid;
 pub mod contended;
 pub mod durable;
+pub mod hub;
 pub mod latency;
 pub mod objects;
 pub mod pipeline;
@@ -31,6 +32,7 @@ pub async fn run(workload: Workload, bench: &Bench) -> Result<WorkloadReport> {
         Workload::Objects => objects::run(bench).await,
         Workload::Cid => cid::run(bench).await,
         Workload::Pipeline => pipeline::run(bench).await,
+        Workload::Hub => hub::run(bench).await,
         Workload::All => unreachable!("`all` is expanded before running"),
     }
 }
