@@ -405,8 +405,10 @@ async fn component_users_are_kept_to_their_own_subjects() {
             subscribes.push(format!("{}.>", other.inbox_prefix()));
         }
         for (store, stream) in &by_store {
-            // A component that writes objects purges a failed put's chunks (PLAN: least privilege).
-            let purges = component.writes_objects && *store == cim_deploy::Store::Objects;
+            // A component that writes objects purges a failed put's chunks (PLAN: least privilege);
+            // the Storage Manager purges events verified on both tiers (`purges_events`).
+            let purges = (component.writes_objects && *store == cim_deploy::Store::Objects)
+                || (component.purges_events && *store == cim_deploy::Store::Events);
             for operation in ["CREATE", "UPDATE", "PURGE", "DELETE"] {
                 let granted = match operation {
                     "PURGE" => purges,

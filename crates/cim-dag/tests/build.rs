@@ -130,6 +130,6 @@ fn an_event_may_name_its_prev_as_a_parent_too() -> TestResult {
 #[test]
 fn debug_output_is_a_summary() -> TestResult {
     let dag = MerkleDag::from_events(shop().into_iter().zip(0..))?;
-    assert_eq!(format!("{dag:?}"), "MerkleDag { events: 6, links: 6, aggregates: 3, .. }");
+    assert_eq!(format!("{dag:?}"), "MerkleDag { events: 6, links: 6, aggregates: 3, base: None, .. }");
     Ok(())
 }

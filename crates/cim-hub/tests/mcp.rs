@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 use crate::support::{Stack, json};
 
 async fn http_client(stack: &Stack, token: &str) -> RunningService<RoleClient, ClientConfig> {
+    // rmcp's reqwest 0.13 is built with the workspace's `rustls-no-provider`
+    // (the Storage Manager's choice): the process names its provider, ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = StreamableHttpClientTransportConfig::with_uri(stack.url("/mcp")).auth_header(token.to_owned());
     ClientConfig::default().serve(StreamableHttpClientTransport::from_config(config)).await.expect("an MCP session")
 }

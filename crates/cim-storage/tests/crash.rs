@@ -137,9 +137,13 @@ async fn kill_9_mid_seal_and_mid_copy_leaves_no_partial_segment_and_copies_nothi
     for (key, version) in before.iter().chain(middle.iter()) {
         assert_eq!(after.get(key), Some(version), "{key} was rewritten");
     }
-    assert!(status.tiers.iter().all(|t| t.skipped_present > 0 || t.written > 0), "{status:?}");
-    let warm = &status.tiers[0];
-    assert!(warm.skipped_present >= 1, "the restarted manager found what warm held: {warm:?}");
+    // The last run had work left only if the second was killed before it
+    // finished copying (on a fast machine it may have finished in time).
+    if after.len() > middle.len() {
+        assert!(status.tiers.iter().all(|t| t.skipped_present > 0 || t.written > 0), "{status:?}");
+        let warm = &status.tiers[0];
+        assert!(warm.skipped_present >= 1, "the restarted manager found what warm held: {warm:?}");
+    }
     assert_eq!(status.segments, 1);
     process.terminate();
 }
