@@ -90,29 +90,8 @@ impl Engine {
     }
 }
 
-const DOUBLER: &str = r#"
-name = "doubler"
-description = "Doubles every reading whose value is not 0."
-
-[trigger]
-aggregate_types = ["reading"]
-event_types = ["Measured"]
-
-[[stages]]
-name = "nonzero"
-type = "filter"
-jq = ".payload.value != 0"
-
-[[stages]]
-name = "double"
-type = "transform"
-jq = "{n: .payload.n, double: (.payload.value * 2)}"
-
-[[sinks]]
-type = "append"
-aggregate_type = "derived"
-event_type = "Doubled"
-"#;
+/// The example pipeline: doubles every reading whose value is not 0.
+const DOUBLER: &str = include_str!("../../cim-pipeline/pipelines/doubler.toml");
 
 /// Checks each input has exactly the outputs it should: one if its value is
 /// not 0, with its `n` and its input as the only parent; none otherwise.

@@ -9,29 +9,8 @@ use cim_cid::Cid;
 
 use crate::support::{Engines, append_readings, outputs_by_input, payload_n, wait_until};
 
-const DOUBLER: &str = r#"
-name = "doubler"
-description = "Doubles every reading whose value is not 0."
-
-[trigger]
-aggregate_types = ["reading"]
-event_types = ["Measured"]
-
-[[stages]]
-name = "nonzero"
-type = "filter"
-jq = ".payload.value != 0"
-
-[[stages]]
-name = "double"
-type = "transform"
-jq = "{n: .payload.n, double: (.payload.value * 2)}"
-
-[[sinks]]
-type = "append"
-aggregate_type = "derived"
-event_type = "Doubled"
-"#;
+/// The example pipeline: doubles every reading whose value is not 0.
+const DOUBLER: &str = include_str!("../pipelines/doubler.toml");
 
 /// Checks that the outputs are exactly one per matching input, each
 /// linking its input and carrying its `n`.

@@ -45,31 +45,9 @@ const MAX_ACK_PENDING: i64 = 1024;
 /// How long the engine may take for the whole run.
 const RUN_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// The pipeline: drop `value` 0, double the rest, append each as `derived`.
-const DOUBLER: &str = r#"
-name = "doubler"
-description = "Doubles every reading whose value is not 0."
-
-[trigger]
-aggregate_types = ["reading"]
-event_types = ["Measured"]
-start = "all"
-
-[[stages]]
-name = "nonzero"
-type = "filter"
-jq = ".payload.value != 0"
-
-[[stages]]
-name = "double"
-type = "transform"
-jq = "{n: .payload.n, double: (.payload.value * 2)}"
-
-[[sinks]]
-type = "append"
-aggregate_type = "derived"
-event_type = "Doubled"
-"#;
+/// The example pipeline (drop `value` 0, double the rest, append each as
+/// `derived`), run here from the start of the stream.
+const DOUBLER: &str = include_str!("../../../cim-pipeline/pipelines/doubler.toml");
 
 pub async fn run(bench: &Bench) -> Result<WorkloadReport> {
     let p = &bench.params;
@@ -244,7 +222,11 @@ async fn engine_run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let started = Instant::now();
-    let request = PutPipeline { source: DOUBLER.to_owned(), format: Some(SourceFormat::Toml), expected_version: None };
+    let request = PutPipeline {
+        source: DOUBLER.replacen("[trigger]\n", "[trigger]\nstart = \"all\"\n", 1),
+        format: Some(SourceFormat::Toml),
+        expected_version: None,
+    };
     pipelines.put(&request).await.map_err(|e| anyhow::anyhow!("putting the pipeline: {e}"))?;
     let deadline = started + RUN_TIMEOUT;
     loop {
