@@ -33,9 +33,11 @@ pub fn run_demo(root: &Path) -> Result<()> {
         cim_deploy::Deployment::embedded()?.components().values().map(|c| c.package.clone()).collect();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut build = Command::new(&cargo);
-    build.args(["build", "--package", "cim-cli", "--bin", "cim"]).current_dir(root);
+    // Every component's binary has its package's name; built with the
+    // workspace's features, as the tests build them.
+    build.args(["build", "--workspace", "--bin", "cim"]).current_dir(root);
     for package in &packages {
-        build.args(["--package", package]);
+        build.args(["--bin", package]);
     }
     run(&mut build)?;
     let seconds = SystemTime::now().duration_since(UNIX_EPOCH).context("the clock is before 1970")?.as_secs();

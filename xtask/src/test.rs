@@ -4,6 +4,7 @@ use std::env;
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use anyhow::{Result, bail};
 
@@ -17,7 +18,13 @@ use crate::{layering, new_component, nix, tools};
 pub fn run_all(root: &Path) -> Result<()> {
     tools::install(root)?;
     let mut failed = Vec::new();
+    let started = Instant::now();
+    let mut last = started;
     let mut step = |name: &'static str, result: Result<()>| {
+        let now = Instant::now();
+        // On stderr, so that the runner's summary stays at the end of stdout.
+        eprintln!("xtask: {name}: {:.0} s (total {:.0} s)", (now - last).as_secs_f64(), (now - started).as_secs_f64());
+        last = now;
         if let Err(e) = result {
             eprintln!("xtask: {name} failed: {e:#}");
             failed.push(name);

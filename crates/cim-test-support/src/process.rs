@@ -6,7 +6,9 @@
 //! (`CARGO_BIN_EXE_<name>`). [`workspace_binary`] builds another package's
 //! binary with the same profile (a no-op when it is current) and takes its
 //! path from cargo's own build report, so it works whatever the target
-//! directory.
+//! directory. It builds with the whole workspace's features (`--workspace`),
+//! as `cargo build` at the root does: built with one package's features
+//! (`-p`), every binary would need its own copy of the shared dependencies.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,7 +38,7 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
     command
         .current_dir(crate::workspace_root())
-        .args(["build", "--quiet", "--message-format=json-render-diagnostics", "-p", package, "--bin", bin])
+        .args(["build", "--quiet", "--message-format=json-render-diagnostics", "--workspace", "--bin", bin])
         .stderr(Stdio::inherit());
     match test_profile().as_deref() {
         None | Some("debug") => {}

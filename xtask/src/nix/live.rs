@@ -92,9 +92,11 @@ pub fn run(root: &Path) -> Result<()> {
     let components = components()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "-p", "cim-cli"]).current_dir(root);
+    // With the workspace's features, as the test runner builds them: no
+    // second copy of the shared dependencies.
+    build.args(["build", "--quiet", "--workspace", "--bin", "cim"]).current_dir(root);
     for component in &components {
-        build.args(["-p", &component.binary]);
+        build.args(["--bin", &component.binary]);
     }
     cmd::run(&mut build)?;
     let bin = |name: &str| root.join("target/debug").join(name);
