@@ -16,7 +16,7 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pu
 use async_nats::jetstream::{self, AckKind};
 use cim_cid::{Cid, Event, Timestamp};
 use cim_pipeline_api::{DeadLetter, RunOutcome};
-use cim_store::Names;
+use cim_store::{ExpectedVersion, Names};
 use futures::StreamExt;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -557,7 +557,15 @@ impl Engine {
             let delay = retry_delay(settings, delivered);
             warn!(pipeline = %pipeline.name, input = %input.cid(), attempt = delivered, retry_in = ?delay, %failure, "an attempt failed; retrying later");
             let payload = serde_json::json!({"attempt": delivered, "stage": failure.stage, "reason": failure.reason, "retry_in_ms": delay.as_millis() as u64});
-            let _ = run::journal(&self.inner.ctx.store, &key, run::events::FAILED, payload, vec![input.cid()]).await;
+            let _ = run::journal(
+                &self.inner.ctx.store,
+                &key,
+                ExpectedVersion::Any,
+                run::events::FAILED,
+                payload,
+                input.cid(),
+            )
+            .await;
             let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
             outcome("failed");
             return;
@@ -570,7 +578,15 @@ impl Engine {
             return;
         }
         let payload = serde_json::json!({"attempts": delivered, "stage": failure.stage, "reason": failure.reason});
-        let _ = run::journal(&self.inner.ctx.store, &key, run::events::DEAD_LETTERED, payload, vec![input.cid()]).await;
+        let _ = run::journal(
+            &self.inner.ctx.store,
+            &key,
+            ExpectedVersion::Any,
+            run::events::DEAD_LETTERED,
+            payload,
+            input.cid(),
+        )
+        .await;
         let _ = message.ack_with(AckKind::Term).await;
         counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
         outcome("dead_lettered");

@@ -27,7 +27,7 @@ use std::time::Duration;
 use cim_cid::{AggregateKey, Cid, Event, NewEvent, Timestamp, ipld_from_json, ipld_to_json};
 use cim_ius_api::{Create, Get, IusCode, Relate, Target, Update};
 use cim_pipeline_api::{RUN_AGGREGATE, RunOutcome};
-use cim_store::{AggregateQuery, EventStore, ExpectedVersion, ObjectStore};
+use cim_store::{AggregateQuery, AppendOptions, EventStore, ExpectedVersion, ObjectStore};
 use cim_wire::RequestError;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -54,7 +54,7 @@ pub mod events {
 /// What runs need. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// The event store (with its DAG).
+    /// The event store (its DAG built on first use).
     pub store: EventStore,
     /// The object store.
     pub objects: ObjectStore,
@@ -167,6 +167,8 @@ pub fn derived_id(parts: &[&str]) -> String {
 /// What the journal says of an earlier attempt.
 #[derive(Debug, Default)]
 struct Journal {
+    /// How many events it holds.
+    events: u64,
     started: bool,
     /// Values after stage `index`, for journaled stages.
     stages: Vec<(usize, Vec<Value>)>,
@@ -180,6 +182,7 @@ async fn read_journal(store: &EventStore, key: &AggregateKey) -> Result<Journal,
         .await
         .map_err(|e| run_failure(format!("reading the run's journal: {e}")))?;
     let mut journal = Journal::default();
+    journal.events = events.len() as u64;
     for stored in events {
         let envelope = &stored.event.envelope;
         let payload = ipld_to_json(envelope.payload()).unwrap_or(Value::Null);
@@ -203,18 +206,21 @@ async fn read_journal(store: &EventStore, key: &AggregateKey) -> Result<Journal,
     Ok(journal)
 }
 
-/// Appends one journal event (parents: the input).
+/// Appends one journal event; its parent is the input, which the engine
+/// read from the stream and verified.
 pub async fn journal(
     store: &EventStore,
     key: &AggregateKey,
+    expected: ExpectedVersion,
     event_type: &str,
     payload: Value,
-    parents: Vec<Cid>,
+    input: Cid,
 ) -> Result<Cid, Failure> {
     let payload = ipld_from_json(&payload).map_err(|e| run_failure(format!("encoding {event_type}: {e}")))?;
-    let event = NewEvent::new(event_type, payload).with_parents(parents);
+    let event = NewEvent::new(event_type, payload).with_parents(vec![input]);
+    let options = AppendOptions { verified_parents: &[input], ..AppendOptions::default() };
     store
-        .append(key, ExpectedVersion::Any, vec![event])
+        .append_with(key, expected, vec![event], options)
         .await
         .map(|appended| appended.last_cid())
         .map_err(|e| run_failure(format!("journaling {event_type}: {e}")))
@@ -246,6 +252,15 @@ pub async fn execute(
         filtered: false,
     };
     let earlier = if check_journal { read_journal(&ctx.store, &key).await? } else { Journal::default() };
+    // The journal's length as far as this run knows: its appends expect
+    // exactly that, so they need no read of its head (a first delivery
+    // expects an empty journal; if another attempt wrote one, the append
+    // fails and the retry reads it).
+    let mut journaled = earlier.events;
+    let mut next_journal = || {
+        journaled += 1;
+        ExpectedVersion::Exact(journaled - 1)
+    };
     if let Some(outputs) = earlier.completed {
         return Ok(outcome(outputs, Vec::new(), true));
     }
@@ -267,9 +282,10 @@ pub async fn execute(
             journal(
                 &ctx.store,
                 &key,
+                next_journal(),
                 events::STARTED,
                 json!({"pipeline": pipeline.name, "version": pipeline.version, "input": link(&input_cid.to_string())}),
-                vec![input_cid],
+                input_cid,
             )
             .await?;
             started = true;
@@ -292,9 +308,10 @@ pub async fn execute(
             journal(
                 &ctx.store,
                 &key,
+                next_journal(),
                 events::STAGE_COMPLETED,
                 json!({"stage": stage.name, "index": index, "values": values}),
-                vec![input_cid],
+                input_cid,
             )
             .await?;
         }
@@ -324,7 +341,7 @@ pub async fn execute(
         "outputs": outputs.iter().map(|c| link(c)).collect::<Vec<_>>(),
         "values": values.len(),
     });
-    journal(&ctx.store, &key, events::COMPLETED, payload, vec![input_cid]).await?;
+    journal(&ctx.store, &key, next_journal(), events::COMPLETED, payload, input_cid).await?;
     Ok(outcome(outputs, values, false))
 }
 
@@ -606,18 +623,19 @@ async fn sink_one(
             }
             let timestamp = input.event.envelope.timestamp();
             let event = NewEvent::new(event_type.as_str(), payload).with_parents(all_parents).with_timestamp(timestamp);
+            let options = AppendOptions { verified_parents: &[input_cid], ..AppendOptions::default() };
             if *chain {
                 if redelivered && let Some(cid) = find_chained(ctx, &key, input_cid, &event).await? {
                     return Ok(Some(cid));
                 }
                 let appended = ctx
                     .store
-                    .append(&key, ExpectedVersion::Any, vec![event])
+                    .append_with(&key, ExpectedVersion::Any, vec![event], options)
                     .await
                     .map_err(|e| format!("appending to {key}: {e}"))?;
                 return Ok(Some(appended.last_cid()));
             }
-            match ctx.store.append(&key, ExpectedVersion::Exact(0), vec![event]).await {
+            match ctx.store.append_with(&key, ExpectedVersion::Exact(0), vec![event], options).await {
                 Ok(appended) => Ok(Some(appended.last_cid())),
                 Err(cim_store::Error::ConcurrencyConflict { actual, .. }) => Err(format!(
                     "{key} already has {actual} events that are not this output (mode \"new\" starts a new aggregate per output)"

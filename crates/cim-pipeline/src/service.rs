@@ -54,7 +54,11 @@ impl App {
         let client = runtime.client().clone();
         let settings = Arc::new(config.component.clone());
         crate::jq::set_max_value_bytes(settings.max_value_bytes);
-        let store = EventStore::open_with_dag(client.clone(), config.store.clone()).await?;
+        // No whole-store DAG up front: outputs link inputs the engine read
+        // and verified itself. It is built on first use (parents named by a
+        // definition's `parents`, `chain` outputs found again, dead-letter
+        // replays by CID).
+        let store = EventStore::open(client.clone(), config.store.clone()).await?;
         let objects = ObjectStore::open(client.clone(), &config.store).await?;
         let dead_letters = DeadLetterStream::open(client.clone(), &config.store).await?;
         let projection = Projection::start(&store, settings.rules()).await?;

@@ -85,6 +85,20 @@ const HEAD_HINTS: usize = 100_000;
 /// How often an [`ExpectedVersion::Any`] append retries after losing a race.
 const RACE_RETRIES: u32 = 32;
 
+/// How an append is made, beyond its events.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppendOptions<'a> {
+    /// Who asked for the append, recorded in each message's `Cim-Caller`
+    /// header ([`EventStore::append_as`]).
+    pub caller: Option<&'a str>,
+    /// Parents the caller read from this store's stream and verified (their
+    /// bytes hash to their CIDs): the store does not look them up again. A
+    /// process that never needs the whole-store DAG — the Pipeline Engine
+    /// linking outputs to the input it was delivered — then never builds
+    /// it. Other parents are checked as usual.
+    pub verified_parents: &'a [Cid],
+}
+
 /// A verifiable event store on a JetStream stream. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventStore {
@@ -248,6 +262,23 @@ impl EventStore {
         events: Vec<NewEvent>,
         caller: Option<&str>,
     ) -> Result<Appended> {
+        self.append_with(aggregate, expected, events, AppendOptions { caller, ..AppendOptions::default() }).await
+    }
+
+    /// As [`EventStore::append`], with [`AppendOptions`].
+    ///
+    /// Creating an aggregate ([`ExpectedVersion::Exact`]`(0)`) reads
+    /// nothing first: the server refuses the publish if the aggregate has
+    /// events, and only then is its head read (to tell a repeated call from
+    /// a conflict).
+    pub async fn append_with(
+        &self,
+        aggregate: &AggregateKey,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        options: AppendOptions<'_>,
+    ) -> Result<Appended> {
+        let AppendOptions { caller, verified_parents } = options;
         if let Some(caller) = caller
             && !valid_caller(caller)
         {
@@ -259,7 +290,7 @@ impl EventStore {
         if events.len() > MAX_BATCH_EVENTS {
             return Err(Error::TooManyEvents { count: events.len(), max: MAX_BATCH_EVENTS });
         }
-        self.check_parents(events.iter().map(|e| e.parents.as_slice())).await?;
+        self.check_parents(events.iter().map(|e| e.parents.as_slice()), verified_parents).await?;
         // Only events with caller-fixed times can be a retry of an earlier call.
         let retryable = events.iter().all(|e| e.timestamp.is_some());
         let now = Timestamp::now();
@@ -268,6 +299,8 @@ impl EventStore {
 
         let (mut head, mut fresh) = match self.head_hint(aggregate) {
             Some(head) => (head, false),
+            // Expected empty: publish expecting no event on its subject.
+            None if expected == ExpectedVersion::Exact(0) => (Head::default(), false),
             None => (self.fetch_head(aggregate).await?, true),
         };
         let mut races = 0;
@@ -344,7 +377,7 @@ impl EventStore {
                 return Ok(Appended { events, already_stored: true });
             }
         }
-        self.check_parents(events.iter().map(|e| e.envelope.parents())).await?;
+        self.check_parents(events.iter().map(|e| e.envelope.parents()), &[]).await?;
         let mut encoded = Vec::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
             if event.envelope.aggregate() != aggregate {
@@ -532,14 +565,19 @@ impl EventStore {
     }
 
     /// Refuses parents that name no stored event; `parents` lists each
-    /// event's parents in append order.
-    async fn check_parents<'a>(&self, parents: impl Iterator<Item = &'a [Cid]> + Clone) -> Result<()> {
-        if parents.clone().all(<[Cid]>::is_empty) {
+    /// event's parents in append order. The DAG is consulted (and built on
+    /// first use) only for parents not in `verified`.
+    async fn check_parents<'a>(
+        &self,
+        parents: impl Iterator<Item = &'a [Cid]> + Clone,
+        verified: &[Cid],
+    ) -> Result<()> {
+        if parents.clone().flatten().all(|parent| verified.contains(parent)) {
             return Ok(());
         }
         let dag = self.dag().await?;
         for (index, event_parents) in parents.enumerate() {
-            for parent in event_parents {
+            for parent in event_parents.iter().filter(|parent| !verified.contains(parent)) {
                 if !dag.contains(parent) {
                     // The parent may have been appended a moment ago by
                     // another writer: catch up with the stream, then decide.

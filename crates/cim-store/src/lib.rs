@@ -48,7 +48,7 @@ pub use checkpoint::{
 };
 pub use config::{CommitMode, MAX_BATCH_EVENTS, Names, StoreConfig};
 pub use error::{Error, Result};
-pub use events::{Appended, AppendedEvent, EventStore, ExpectedVersion};
+pub use events::{AppendOptions, Appended, AppendedEvent, EventStore, ExpectedVersion};
 pub use follow::{Feed, Follower, FollowerState, StallCause};
 pub use kv::{KvBucket, KvChange, KvOptions};
 pub use live_dag::LiveDag;

@@ -1,10 +1,10 @@
 //! Appends: chaining, atomic multi-event appends, idempotent retries.
 
 use cim_cid::{ChainVerifier, Timestamp};
-use cim_store::{AggregateQuery, Error, ExpectedVersion};
+use cim_store::{AggregateQuery, AppendOptions, Error, ExpectedVersion, StoreConfig};
 use serde_json::json;
 
-use crate::common::{event, key, store, stored_count};
+use crate::common::{event, key, store, store_with, stored_count};
 
 #[tokio::test]
 async fn appends_chain_events_by_prev_and_version() {
@@ -77,10 +77,55 @@ async fn a_retried_append_is_stored_once() {
     assert!(matches!(err, Error::ConcurrencyConflict { expected: 1, actual: 4, .. }), "{err}");
 }
 
+/// Creating an aggregate publishes without reading its head first: a
+/// second process (no head seen) that creates an existing aggregate must
+/// still find its own earlier event, or a conflict.
+#[tokio::test]
+async fn creating_an_existing_aggregate_from_another_process_is_a_retry_or_a_conflict() {
+    let (server, store) = store().await;
+    let other = store_with(&server, StoreConfig::default()).await;
+    let doc = key("doc", "created-twice");
+    let at = Timestamp::from_unix_micros(1_763_787_600_000_000);
+    let created = vec![event("Created", json!({"title": "x"})).with_timestamp(at)];
+    let first = store.append(&doc, ExpectedVersion::Exact(0), created.clone()).await.unwrap();
+    let retry = other.append(&doc, ExpectedVersion::Exact(0), created).await.unwrap();
+    assert!(retry.already_stored);
+    assert_eq!(retry.events, first.events);
+
+    let third = store_with(&server, StoreConfig::default()).await;
+    let err = third.append(&doc, ExpectedVersion::Exact(0), vec![event("Created", json!({"title": "y"}))]).await;
+    assert!(matches!(err, Err(Error::ConcurrencyConflict { expected: 0, actual: 1, .. })), "{err:?}");
+    assert_eq!(stored_count(&store).await, 1);
+}
+
+/// Parents the caller verified are not looked up; the others are.
+#[tokio::test]
+async fn verified_parents_are_taken_as_stored_and_the_others_are_checked() {
+    let (_server, store) = store().await;
+    let input = store.append(&key("reading", "1"), ExpectedVersion::Exact(0), vec![event("Measured", json!({}))]).await;
+    let input = input.unwrap().last_cid();
+    let options = AppendOptions { verified_parents: &[input], ..AppendOptions::default() };
+    let derived = event("Derived", json!({})).with_parents([input]);
+    let appended = store.append_with(&key("derived", "1"), ExpectedVersion::Exact(0), vec![derived], options).await;
+    assert_eq!(appended.unwrap().version(), 1);
+
+    let unknown = cim_cid::dag_cbor_cid(b"an event that was never stored");
+    let both = event("Derived", json!({})).with_parents([input, unknown]);
+    let err = store.append_with(&key("derived", "2"), ExpectedVersion::Exact(0), vec![both], options).await;
+    assert!(matches!(err, Err(Error::DanglingLink { parent, .. }) if parent == unknown), "{err:?}");
+    assert_eq!(stored_count(&store).await, 2);
+
+    // Not looked up at all: the caller answers for them.
+    let vouched = AppendOptions { verified_parents: &[unknown], ..AppendOptions::default() };
+    let trusted = event("Derived", json!({})).with_parents([unknown]);
+    store.append_with(&key("derived", "3"), ExpectedVersion::Exact(0), vec![trusted], vouched).await.unwrap();
+    assert_eq!(stored_count(&store).await, 3);
+}
+
 #[tokio::test]
 async fn any_version_appends_after_the_head_seen_by_the_server() {
     let (server, store) = store().await;
-    let other_writer = crate::common::store_with(&server, Default::default()).await;
+    let other_writer = store_with(&server, Default::default()).await;
     let log = key("log", "main");
     store.append(&log, ExpectedVersion::Any, vec![event("Line", json!(1))]).await.unwrap();
     // The second process moves the head; the first one's hint is now stale.
