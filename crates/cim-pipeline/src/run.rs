@@ -181,8 +181,7 @@ async fn read_journal(store: &EventStore, key: &AggregateKey) -> Result<Journal,
         .read_aggregate(key, AggregateQuery::all())
         .await
         .map_err(|e| run_failure(format!("reading the run's journal: {e}")))?;
-    let mut journal = Journal::default();
-    journal.events = events.len() as u64;
+    let mut journal = Journal { events: events.len() as u64, ..Journal::default() };
     for stored in events {
         let envelope = &stored.event.envelope;
         let payload = ipld_to_json(envelope.payload()).unwrap_or(Value::Null);
