@@ -553,19 +553,15 @@ impl Engine {
                 .inc();
         };
         let key = run::run_aggregate(&pipeline.name, pipeline.version, &input.cid());
+        // Best effort, after whatever else wrote to the run's journal.
+        let journal = |event_type: &'static str, payload| {
+            run::journal(&self.inner.ctx.store, &key, ExpectedVersion::Any, event_type, payload, input.cid())
+        };
         if delivered < settings.max_attempts {
             let delay = retry_delay(settings, delivered);
             warn!(pipeline = %pipeline.name, input = %input.cid(), attempt = delivered, retry_in = ?delay, %failure, "an attempt failed; retrying later");
             let payload = serde_json::json!({"attempt": delivered, "stage": failure.stage, "reason": failure.reason, "retry_in_ms": delay.as_millis() as u64});
-            let _ = run::journal(
-                &self.inner.ctx.store,
-                &key,
-                ExpectedVersion::Any,
-                run::events::FAILED,
-                payload,
-                input.cid(),
-            )
-            .await;
+            let _ = journal(run::events::FAILED, payload).await;
             let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
             outcome("failed");
             return;
@@ -578,15 +574,7 @@ impl Engine {
             return;
         }
         let payload = serde_json::json!({"attempts": delivered, "stage": failure.stage, "reason": failure.reason});
-        let _ = run::journal(
-            &self.inner.ctx.store,
-            &key,
-            ExpectedVersion::Any,
-            run::events::DEAD_LETTERED,
-            payload,
-            input.cid(),
-        )
-        .await;
+        let _ = journal(run::events::DEAD_LETTERED, payload).await;
         let _ = message.ack_with(AckKind::Term).await;
         counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
         outcome("dead_lettered");

@@ -123,3 +123,37 @@ async fn two_instances_one_killed_mid_run_give_exactly_one_output_per_input() {
     check_exactly_once(&inputs, &outputs);
     assert_eq!(outputs.len(), expected);
 }
+
+/// A first delivery expects an empty journal and reads nothing: when another
+/// attempt already journaled the run, that append fails, the input is
+/// retried, and the retry reads the journal and completes, with still one
+/// output and one `RunCompleted`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_journaled_elsewhere_before_its_first_delivery_completes_once_on_retry() {
+    let engines = Engines::start(1, "").await;
+    let inputs = append_readings(&engines.store, 1, 1).await;
+    let input = inputs[&1];
+    let run = cim_pipeline::run::run_aggregate("doubler", 1, &input);
+    let stale = cim_cid::NewEvent::new("RunFailed", cim_cid::ipld_from_json(&serde_json::json!({})).expect("payload"))
+        .with_parents([input]);
+    engines.store.append(&run, cim_store::ExpectedVersion::Exact(0), vec![stale]).await.expect("the other attempt");
+
+    let put = engines.put(&DOUBLER.replacen("[trigger]\n", "[trigger]\nstart = \"all\"\n", 1)).await;
+    assert_eq!(put.version, 1, "the run key above names version 1");
+    let client = engines.client();
+    wait_until(
+        Duration::from_secs(60),
+        "the run to complete",
+        || engines.logs(),
+        || async { client.status(Some("doubler")).await.expect("status").pipelines[0].completed == 1 },
+    )
+    .await;
+    let status = client.status(Some("doubler")).await.expect("status");
+    assert_eq!(status.pipelines[0].failures, 1, "the first attempt's journal append failed: {status:?}");
+    check_exactly_once(&inputs, &outputs_by_input(&engines.store).await);
+    let journal = engines.store.read_aggregate(&run, cim_store::AggregateQuery::all()).await.expect("the journal");
+    let types: Vec<&str> = journal.iter().map(|e| e.event.envelope.event_type()).collect();
+    assert_eq!(types.first(), Some(&"RunFailed"), "{types:?}");
+    assert_eq!(types.iter().filter(|t| **t == "RunCompleted").count(), 1, "{types:?}");
+    assert_eq!(types.last(), Some(&"RunCompleted"), "{types:?}");
+}
